@@ -1,0 +1,69 @@
+# PAIS — Pretrained AI Services. `make serve` runs the service, `make test` passes the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 3000
+PYTEST_ARGS ?=
+
+# The model store lives in the project, so a fresh clone never reads ~/bentoml.
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
+export BENTOML_DO_NOT_TRACK ?= true
+
+REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/nodeps.txt requirements/constraints.txt
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := $(shell sed -e 's/\#.*//' requirements/apt.txt)
+
+.PHONY: help system-deps setup models serve test bench bento lint clean
+
+help:
+	@echo "make serve   set up everything and serve on http://$(HOST):$(PORT) (PORT=... to change)"
+	@echo "make test    set up everything and run the tests"
+	@echo "other targets: system-deps setup models bench bento lint clean"
+
+# Debian packages the services need; apt runs only when one is missing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system packages present"; fi
+
+setup: $(VENV)/.installed
+
+# Pinned dependencies (constraints freeze every transitive version), then the packages
+# whose metadata pins old torch/numpy, without their dependencies.
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements/base.txt -r requirements/dev.txt -c requirements/constraints.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
+	touch $@
+
+# Import the selected models (PAIS_<TASK>_MODEL) into the BentoML model store.
+models: setup
+	$(PY) -m service.model_store
+
+serve: system-deps setup models
+	$(VENV)/bin/bentoml serve service.gateway:PAIS --host $(HOST) --port $(PORT)
+
+test: system-deps setup models
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every benchmark script (modules of benchmarks/ other than the shared one).
+BENCHMARKS := $(filter-out common __init__,$(basename $(notdir $(wildcard benchmarks/*.py))))
+bench: setup models
+	@for name in $(BENCHMARKS); do echo "== benchmarks.$$name"; $(PY) -m benchmarks.$$name || exit 1; done
+
+bento: setup models
+	$(VENV)/bin/bentoml build
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .bentoml .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+import sys
+
+sys.exit("python -m deploy is not implemented yet: see the deploy issue")
