@@ -1,0 +1,140 @@
+"""ImageClassifier: the classification runtime, usable from a notebook or a service.
+
+>>> clf = ImageClassifier.load("default")
+>>> clf.predict([Path("cat.jpg")], top_k=3)[0].predictions[0].label
+'tabby'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..catalog import default_source
+from ..device import Placement, choose_placement
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_many, to_rgb_tensor
+from ..info import ModelInfo
+from ..sources import parse_source
+from . import MAX_TOP_K, loaders
+from .preprocess import prepare_batch
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    index: int
+
+
+@dataclass(frozen=True)
+class Classification:
+    model: str
+    predictions: list[Prediction]  # sorted by score, highest first
+
+
+class ImageClassifier:
+    task = loaders.TASK
+
+    def __init__(
+        self,
+        loaded: loaders.LoadedClassifier,
+        placement: Placement,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_batch_size: int = 64,
+    ):
+        self._loaded = loaded
+        self.placement = placement
+        self.max_pixels = max_pixels
+        self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
+        network = loaded.network.eval().to(placement.device, placement.dtype)
+        if placement.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = network
+        self.labels = loaded.labels
+        self.preprocess = loaded.preprocess
+        self.info: ModelInfo = loaded.info.with_details(
+            classes=len(loaded.labels),
+            placement=placement.describe(),
+            input_size=list(self.preprocess.output_size),
+        )
+
+    @classmethod
+    def load(
+        cls,
+        source: str = "default",
+        *,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        channels_last: bool | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> ImageClassifier:
+        """Load from a source URI ("default" is the catalog's offline default)."""
+        uri = default_source(loaders.TASK) if source == "default" else source
+        placement = choose_placement(device, dtype, channels_last)
+        return cls(loaders.load(parse_source(uri)), placement, max_pixels=max_pixels)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def save(self, directory: str | Path) -> None:
+        """Write a self-contained snapshot; `ImageClassifier.load(directory)` reads it back."""
+        loaders.save(self._loaded, Path(directory))
+
+    def predict(self, images: Sequence[ImageInput], top_k: int = 5) -> list[Classification]:
+        """Classify images (bytes, paths, PIL images, HxWx3 arrays or 3xHxW uint8 tensors).
+        Raises ImageError for the first input that is not a usable image."""
+        results = self.classify_many([to_rgb_tensor(image, self.max_pixels) for image in images], top_k)
+        for result in results:
+            if isinstance(result, ImageError):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def classify_many(
+        self, images: Sequence[bytes | torch.Tensor], top_k: int | Sequence[int] = 5
+    ) -> list[Classification | ImageError]:
+        """The service's entry point: encoded bytes or decoded tensors in, one result or
+        ImageError per slot out, so one bad image never fails the rest of a batch."""
+        top_ks = [top_k] * len(images) if isinstance(top_k, int) else list(top_k)
+        if len(top_ks) != len(images):
+            raise ValueError("top_k must be an int or one value per image")
+        for k in top_ks:
+            if not 1 <= k <= MAX_TOP_K:
+                raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
+        slots = self._decode(images)
+        results: list[Classification | ImageError] = list(slots)  # type: ignore[arg-type]
+        good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
+        for start in range(0, len(good), self.max_batch_size):
+            chunk = good[start : start + self.max_batch_size]
+            probabilities = self._probabilities([slots[i] for i in chunk])  # type: ignore[misc]
+            k_max = min(max(top_ks[i] for i in chunk), len(self.labels))
+            scores, indices = probabilities.topk(k_max, dim=1)
+            scores, indices = scores.tolist(), indices.tolist()
+            for row, i in enumerate(chunk):
+                k = min(top_ks[i], len(self.labels))
+                results[i] = Classification(
+                    model=self.name,
+                    predictions=[
+                        Prediction(label=self.labels[idx], score=score, index=idx)
+                        for score, idx in zip(scores[row][:k], indices[row][:k], strict=True)
+                    ],
+                )
+        return results
+
+    def _decode(self, images: Sequence[bytes | torch.Tensor]) -> list[torch.Tensor | ImageError]:
+        encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
+        slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
+        if encoded:
+            decoded = decode_many([images[i] for i in encoded], self.placement.device, self.max_pixels)
+            for i, result in zip(encoded, decoded, strict=True):
+                slots[i] = result
+        return slots
+
+    @torch.inference_mode()
+    def _probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
+        batch = prepare_batch(images, self.preprocess, self.placement)
+        logits = self.network(batch)
+        return logits.float().softmax(dim=1).cpu()

@@ -1,0 +1,160 @@
+"""Image bytes -> RGB uint8 tensors, with the checks a public service needs.
+
+`sniff` reads only the header (format, size, EXIF orientation), so oversized images and
+non-images are refused before any pixel is decoded. `decode_many` decodes a batch: JPEGs
+in one `decode_jpeg` call (nvJPEG on CUDA, the same call on CPU), everything else per image
+in a thread pool (torchvision's decoders release the GIL). A bad image becomes an
+`ImageError` in its slot instead of failing the batch it shares with other requests.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+from .image_header import DEFAULT_MAX_PIXELS, ImageError, ImageHeader, sniff
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageError",
+    "ImageHeader",
+    "ImageInput",
+    "decode",
+    "decode_many",
+    "sniff",
+    "to_rgb_tensor",
+]
+
+ImageInput = bytes | bytearray | memoryview | str | Path | Image.Image | np.ndarray | torch.Tensor
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def decode(
+    data: bytes, device: torch.device | str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> torch.Tensor:
+    """One image's bytes -> RGB uint8 tensor (3, H, W) on `device`, EXIF orientation applied."""
+    result = decode_many([data], device=device, max_pixels=max_pixels)[0]
+    if isinstance(result, ImageError):
+        raise result
+    return result
+
+
+def decode_many(
+    datas: Sequence[bytes],
+    device: torch.device | str = "cpu",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    batched_jpeg: bool | None = None,
+) -> list[torch.Tensor | ImageError]:
+    """Decode a batch; each slot holds a (3, H, W) uint8 tensor on `device` or an ImageError.
+
+    `batched_jpeg` (default: on CUDA) decodes all JPEGs in one `decode_jpeg(list)` call,
+    which is what makes nvJPEG fast; the CPU suite forces it on to cover that path.
+    """
+    device = torch.device(device)
+    if batched_jpeg is None:
+        batched_jpeg = device.type == "cuda"
+    results: list[torch.Tensor | ImageError | None] = [None] * len(datas)
+    headers: dict[int, ImageHeader] = {}
+    for i, data in enumerate(datas):
+        try:
+            headers[i] = sniff(data, max_pixels)
+        except ImageError as exc:
+            results[i] = exc
+    jpegs = [i for i, h in headers.items() if h.format == "JPEG"] if batched_jpeg else []
+    if jpegs:
+        try:
+            decoded = decode_jpeg(
+                [_as_uint8_tensor(datas[i]) for i in jpegs],
+                mode=ImageReadMode.RGB,
+                apply_exif_orientation=True,
+                device=device,
+            )
+            for i, tensor in zip(jpegs, decoded, strict=True):
+                results[i] = tensor
+        except RuntimeError:
+            pass  # one bad JPEG fails the whole call: they are redone one by one below
+    pending = [i for i in headers if results[i] is None]
+    decoded_rest = _thread_pool().map(lambda j: _decode_one(datas[j], headers[j]), pending)
+    for i, result in zip(pending, decoded_rest, strict=True):
+        results[i] = result if isinstance(result, ImageError) else result.to(device, non_blocking=True)
+    return results  # type: ignore[return-value]
+
+
+def to_rgb_tensor(item: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor | bytes:
+    """Normalise a notebook-style input. Encoded inputs (bytes, paths) come back as bytes
+    for `decode_many`; pixel inputs come back as a (3, H, W) uint8 tensor."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, (str, Path)):
+        return Path(item).read_bytes()
+    if isinstance(item, Image.Image):
+        item = np.asarray(ImageOps.exif_transpose(item).convert("RGB"))
+    if isinstance(item, np.ndarray):
+        if item.ndim == 2:
+            item = np.stack([item] * 3, axis=-1)
+        if item.ndim != 3 or item.shape[-1] not in (3, 4):
+            raise ImageError("unsupported", f"expected an HxWx3 array, got shape {item.shape}")
+        item = torch.from_numpy(np.array(item[..., :3], copy=True)).permute(2, 0, 1)
+    if isinstance(item, torch.Tensor):
+        if item.ndim != 3 or item.shape[0] != 3:
+            raise ImageError("unsupported", f"expected a 3xHxW tensor, got shape {tuple(item.shape)}")
+        if item.dtype != torch.uint8:
+            raise ImageError("unsupported", f"expected a uint8 tensor, got {item.dtype}")
+        if item.shape[1] * item.shape[2] > max_pixels:
+            raise ImageError("too_large", f"image has more than {max_pixels} pixels")
+        return item
+    raise ImageError("unsupported", f"cannot read an image from {type(item).__name__}")
+
+
+def _decode_one(data: bytes, header: ImageHeader) -> torch.Tensor | ImageError:
+    try:
+        tensor = decode_image(_as_uint8_tensor(data), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except RuntimeError as first_error:
+        # torchvision refuses some valid-but-unusual files that PIL reads; try PIL before
+        # calling the image corrupt, and report torchvision's reason if both fail.
+        try:
+            return _decode_with_pil(data)
+        except Exception:
+            return ImageError(
+                "corrupt", f"the {header.format} data could not be decoded: {_reason(first_error)}"
+            )
+    if tensor.ndim == 4:  # animated GIF/WebP: all frames; the first one is the image
+        tensor = tensor[0]
+    if tensor.dtype == torch.uint16:  # 16-bit PNG
+        # uint16 has few CPU kernels (no shift); widen, keep the high byte
+        tensor = (tensor.to(torch.int32) >> 8).to(torch.uint8)
+    return tensor
+
+
+def _reason(error: Exception) -> str:
+    """torchvision prefixes its messages with a C++ source location; users need the rest."""
+    return re.sub(r"^.*\.cpp:\d+,\s*", "", str(error))
+
+
+def _decode_with_pil(data: bytes) -> torch.Tensor:
+    with Image.open(io.BytesIO(data)) as img:
+        img.seek(0)
+        rgb = ImageOps.exif_transpose(img).convert("RGB")
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+
+
+def _as_uint8_tensor(data: bytes) -> torch.Tensor:
+    # frombuffer needs a writable buffer to avoid a warning; bytearray copies once.
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="pais-decode")
+    return _pool
