@@ -1,0 +1,1 @@
+"""BentoML services: the HTTP surface of PAIS (entry service in service.gateway)."""

@@ -1,0 +1,57 @@
+"""Strict multipart parsing for the image endpoints.
+
+BentoML's multipart parser treats a *text* value in a file field as a URL and downloads
+it (the server would fetch any public URL, with no size limit), and it answers 500 when a
+non-file field arrives as a file upload, an unexpected field holds binary data, or the
+body is not valid multipart. PAIS
+refuses all of these with a 400 that says what to send instead.
+"""
+
+from typing import Any
+
+from bentoml.exceptions import InvalidArgument
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+_installed = False
+
+
+def install_strict_multipart() -> None:
+    """Replace BentoML's form serde (multipart and urlencoded) with the strict one."""
+    global _installed
+    if _installed:
+        return
+    from _bentoml_impl import serde
+
+    class StrictMultipartSerde(serde.MultipartSerde):
+        @staticmethod
+        async def ensure_file(obj: Any) -> UploadFile:
+            if isinstance(obj, UploadFile):
+                return obj
+            raise InvalidArgument(
+                "file fields must be uploaded as files (multipart parts with a filename, e.g. "
+                "curl -F images=@photo.jpg); text values and URLs are not accepted"
+            )
+
+        async def parse_request(self, request: Request, cls: Any) -> Any:
+            try:
+                form = await request.form()  # Starlette caches it for the parent's second call
+            except (MultiPartException, HTTPException) as error:
+                # Starlette raises HTTPException(400) instead when it runs inside an app
+                message = getattr(error, "message", None) or getattr(error, "detail", "")
+                raise InvalidArgument(f"malformed multipart body: {message}") from None
+            unknown = ", ".join(sorted({key for key in form if key not in cls.model_fields}))
+            if unknown:
+                expected = ", ".join(cls.model_fields)
+                raise InvalidArgument(f"unexpected form field(s): {unknown}; this endpoint takes: {expected}")
+            for key in form:
+                if key not in cls.multipart_fields and isinstance(form[key], UploadFile):
+                    raise InvalidArgument(f"field {key!r} must be a plain form value, not a file")
+            return await super().parse_request(request, cls)
+
+    for media_type, serde_class in list(serde.ALL_SERDE.items()):
+        if serde_class is serde.MultipartSerde:
+            serde.ALL_SERDE[media_type] = StrictMultipartSerde  # type: ignore[index]
+    _installed = True

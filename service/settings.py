@@ -1,0 +1,114 @@
+"""Every PAIS setting, in one place: environment variables with the PAIS_ prefix.
+
+`python -m service.settings` prints the table that README.md carries (a test keeps the
+two in step). Values are checked at start-up, so a typo fails loudly instead of serving
+with a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from models.catalog import default_source
+
+PREFIX = "PAIS_"
+MIB = 1024 * 1024
+
+
+def _setting(default: Any, help: str, minimum: int | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "minimum": minimum})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # models
+    classification_model: str = _setting(
+        default_source("classification"),
+        "Source URI of the classification model (packaged:, torchvision:, hf:, s3://, a directory).",
+    )
+    device: str = _setting("auto", "Device for the models: auto (CUDA when present), cpu, cuda or cuda:N.")
+    dtype: str = _setting("auto", "Compute dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")
+    # read by models.sources.cache_root(), which must not import the service layer
+    cache_dir: str = _setting("", "Where s3:// model sources are downloaded to (unset: ~/.cache/pais).")
+    # request limits
+    max_request_bytes: int = _setting(64 * MIB, "Largest request body accepted, in bytes (413 beyond).", 1)
+    max_image_pixels: int = _setting(
+        50_000_000, "Largest image accepted, in pixels (width x height), checked before decoding.", 1
+    )
+    max_images_per_request: int = _setting(64, "Most images in one /classify request.", 1)
+    # serving
+    api_keys: str = _setting(
+        "",
+        "Comma-separated API keys; when set, every request but health checks needs "
+        "`Authorization: Bearer <key>` or `X-API-Key`.",
+    )
+    gateway_workers: int = _setting(1, "Worker processes of the HTTP entry service (parsing, validation).", 1)
+    classification_workers: int = _setting(
+        1, "Worker processes of the classification model service (each holds a model copy).", 1
+    )
+    max_batch_size: int = _setting(64, "Largest batch adaptive batching forms for an image model.", 2)
+    batch_max_latency_ms: int = _setting(
+        30_000, "Adaptive batching's latency budget; work that cannot start within it is refused with 503.", 1
+    )
+    request_timeout_s: int = _setting(
+        120, "Longest a request may run before it is answered with a timeout.", 1
+    )
+    max_concurrency: int = _setting(256, "Requests in flight per service before new ones get 429.", 1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f, raw)
+        return cls(**values)
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def _parse(f: Any, raw: str) -> Any:
+    if f.type in ("int", int):
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"{env_name(f.name)}={raw!r} is not an integer") from None
+        minimum = f.metadata.get("minimum")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{env_name(f.name)}={value} is below its minimum {minimum}")
+        return value
+    return raw.strip()
+
+
+def markdown_table() -> str:
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for f in fields(Settings):
+        default = f.default if f.default != "" else "(unset)"
+        lines.append(f"| `{env_name(f.name)}` | `{default}` | {f.metadata['help']} |")
+    return "\n".join(lines)
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+if __name__ == "__main__":
+    print(markdown_table())
