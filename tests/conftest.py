@@ -1,0 +1,76 @@
+"""Shared fixtures: real photos, a real PAIS server, moto's AWS server.
+
+Tests never reach beyond 127.0.0.1: hubs are forced offline here, before anything
+imports huggingface_hub or transformers.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from collections.abc import Iterator
+
+import pytest
+
+from .images import encode, photo
+from .servers import bentoml_serve, free_port, running_server, service_env
+
+# Limits of the shared test server, small enough that a test can cross them cheaply.
+TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+TEST_MAX_IMAGES = 8
+
+
+@pytest.fixture(scope="session")
+def cat_jpeg() -> bytes:
+    return encode(photo("chelsea"), "JPEG", quality=90)
+
+
+@pytest.fixture(scope="session")
+def coffee_jpeg() -> bytes:
+    return encode(photo("coffee"), "JPEG", quality=90)
+
+
+@pytest.fixture(scope="session")
+def pais_server() -> Iterator[str]:
+    """`bentoml serve service.gateway:PAIS` on a free port, with small request limits."""
+    port = free_port()
+    env = service_env(
+        PAIS_MAX_REQUEST_BYTES=str(TEST_MAX_REQUEST_BYTES),
+        PAIS_MAX_IMAGES_PER_REQUEST=str(TEST_MAX_IMAGES),
+    )
+    with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on 127.0.0.1 (S3, ECR, IAM, SageMaker, ...), with dummy credentials
+    in the environment so boto3 clients made by the code under test find it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    try:
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")

@@ -1,0 +1,120 @@
+"""Header checks and decoding: formats, EXIF orientation, bad files, the batched path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.image_header import ImageError, sniff
+from models.imaging import decode, decode_many, to_rgb_tensor
+
+from .images import animated_gif, encode, photo, png_bomb, with_exif_orientation
+
+CAT = photo("chelsea")  # 300 x 451
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_accepted_formats_decode_to_rgb(fmt):
+    data = encode(CAT, fmt)
+    header = sniff(data)
+    assert (header.format, header.width, header.height) == (fmt, 451, 300)
+    image = decode(data)
+    assert image.shape == (3, 300, 451) and image.dtype == torch.uint8
+    # same photo: mean absolute difference small for lossless and lossy formats alike
+    assert (image.permute(1, 2, 0).float() - torch.from_numpy(CAT).float()).abs().mean() < 12
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied(orientation):
+    data = with_exif_orientation(CAT, orientation)
+    header = sniff(data)
+    assert (header.width, header.height) == (451, 300)  # the upright size, before decoding
+    image = decode(data)
+    assert image.shape == (3, 300, 451)
+    assert (image.permute(1, 2, 0).float() - torch.from_numpy(CAT).float()).abs().mean() < 6
+
+
+def test_gif_first_frame_is_the_image():
+    other = photo("coffee")[:300, :451]
+    image = decode(animated_gif(CAT, other))
+    assert image.shape == (3, 300, 451)
+    error_cat = (image.permute(1, 2, 0).float() - torch.from_numpy(CAT).float()).abs().mean()
+    error_other = (image.permute(1, 2, 0).float() - torch.from_numpy(other).float()).abs().mean()
+    assert error_cat < 15 < error_other
+
+
+def test_sixteen_bit_and_grayscale_png_become_rgb_uint8():
+    from PIL import Image
+
+    gray = Image.fromarray(CAT).convert("L")
+    sixteen_bit = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)  # full 16-bit range
+    assert sixteen_bit.mode == "I;16"
+    for image in (gray, sixteen_bit):
+        decoded = decode(encode(image, "PNG"))
+        assert decoded.shape == (3, 300, 451) and decoded.dtype == torch.uint8
+        assert decoded.float().mean() > 20  # not blank after the 16 -> 8 bit conversion
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "unsupported"),
+        (encode(CAT, "BMP"), "unsupported"),
+        (encode(CAT, "TIFF"), "unsupported"),
+    ],
+    ids=["empty", "text", "bmp", "tiff"],
+)
+def test_header_refusals(data, kind):
+    with pytest.raises(ImageError) as info:
+        sniff(data)
+    assert info.value.kind == kind
+    if kind == "unsupported":
+        assert "JPEG, PNG, WebP or GIF" in info.value.message
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    with pytest.raises(ImageError) as info:
+        sniff(png_bomb(30000, 30000))
+    assert info.value.kind == "too_large"
+    assert "900000000 pixels" in info.value.message
+
+
+def test_pixel_limit_is_a_parameter():
+    with pytest.raises(ImageError, match="451x300"):
+        sniff(encode(CAT, "PNG"), max_pixels=100_000)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batched-jpeg"])
+def test_one_bad_image_does_not_fail_the_batch(batched):
+    good = encode(CAT, "JPEG")
+    truncated = good[: len(good) // 2]
+    results = decode_many([good, truncated, encode(CAT, "PNG"), b""], batched_jpeg=batched)
+    assert isinstance(results[0], torch.Tensor) and results[0].shape == (3, 300, 451)
+    assert isinstance(results[1], ImageError) and results[1].kind == "corrupt"
+    assert "truncated" in results[1].message and ".cpp" not in results[1].message
+    assert isinstance(results[2], torch.Tensor)
+    assert isinstance(results[3], ImageError) and results[3].kind == "empty"
+
+
+def test_batched_jpeg_decode_matches_per_image_decode():
+    datas = [encode(CAT, "JPEG"), encode(photo("coffee"), "JPEG"), with_exif_orientation(CAT, 6)]
+    for one, many in zip(
+        decode_many(datas, batched_jpeg=False), decode_many(datas, batched_jpeg=True), strict=True
+    ):
+        assert torch.equal(one, many)
+
+
+def test_notebook_inputs_are_normalised(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "cat.png"
+    path.write_bytes(encode(CAT, "PNG"))
+    assert to_rgb_tensor(path) == path.read_bytes()
+    assert to_rgb_tensor(str(path)) == path.read_bytes()
+    from_pil = to_rgb_tensor(Image.fromarray(CAT))
+    from_array = to_rgb_tensor(CAT)
+    assert torch.equal(from_pil, from_array) and from_array.shape == (3, 300, 451)
+    with pytest.raises(ImageError, match="HxWx3"):
+        to_rgb_tensor(CAT[:, :, :2])

@@ -1,0 +1,48 @@
+"""PAIS_* settings: parsing, refusal of bad values, and the README's table kept in step."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, env_name, markdown_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_defaults_are_safe():
+    settings = Settings.from_env({})
+    assert settings.classification_model == "packaged:efficientnet-lite0"
+    assert settings.max_request_bytes == 64 * 1024 * 1024
+    assert settings.max_image_pixels == 50_000_000
+    assert settings.api_key_set == frozenset()
+
+
+def test_environment_overrides_and_keys():
+    settings = Settings.from_env(
+        {"PAIS_MAX_IMAGE_PIXELS": "1_000_000", "PAIS_API_KEYS": "a, b,,", "PAIS_DEVICE": " cuda "}
+    )
+    assert settings.max_image_pixels == 1_000_000
+    assert settings.api_key_set == {"a", "b"}
+    assert settings.device == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PAIS_MAX_REQUEST_BYTES": "lots"}, "PAIS_MAX_REQUEST_BYTES='lots' is not an integer"),
+        ({"PAIS_MAX_BATCH_SIZE": "1"}, "PAIS_MAX_BATCH_SIZE=1 is below its minimum 2"),
+    ],
+)
+def test_bad_values_fail_loudly(env, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_readme_documents_every_setting():
+    readme = README.read_text()
+    missing = [env_name(f.name) for f in fields(Settings) if env_name(f.name) not in readme]
+    assert not missing, f"README lacks {missing}; paste `python -m service.settings` output"
+    assert markdown_table() in readme, "README's settings table is stale; paste `python -m service.settings`"
