@@ -43,11 +43,11 @@ def main() -> None:
 
     rows: list[Measurement] = [raw1, raw16]
     with served(args.url) as url:
-        before = httpx.get(url + "/stats").json()["classification"]
+        before = httpx.get(url + "/stats").json()["classification"].get("classify_batch", {})
         rows.append(http_load("service, 1 client, 1 image/request", 1, args.seconds, 1, one_image))
-        middle = httpx.get(url + "/stats").json()["classification"]
+        middle = httpx.get(url + "/stats").json()["classification"]["classify_batch"]
         rows.append(http_load("service, 16 clients, 1 image/request", 16, args.seconds, 1, one_image))
-        after = httpx.get(url + "/stats").json()["classification"]
+        after = httpx.get(url + "/stats").json()["classification"]["classify_batch"]
     report("classification", "img", raw16, rows)
     for label, start, end in (("1 client", before, middle), ("16 clients", middle, after)):
         formed = {int(k): v - start.get(k, 0) for k, v in end.items() if v - start.get(k, 0)}

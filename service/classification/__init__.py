@@ -1,0 +1,1 @@
+"""Image classification: the model service (worker) and the public endpoint (endpoints)."""

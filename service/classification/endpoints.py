@@ -1,0 +1,40 @@
+"""POST /classify, mixed into the entry service (service.gateway.PAIS)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+from pydantic import Field
+
+from models.classification import MAX_TOP_K
+from models.image_header import ImageError
+
+from ..errors import answers_request_errors, image_request_error
+from ..settings import get_settings
+from ..uploads import read_images
+from .schemas import ClassificationOut, ClassifyItem, ClassifyOutcome
+from .worker import ImageClassification
+
+settings = get_settings()
+
+
+class ClassificationEndpoints:
+    classification = bentoml.depends(ImageClassification)
+
+    @bentoml.api(route="/classify")
+    @answers_request_errors
+    async def classify(
+        self,
+        images: list[Path],
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="predictions per image")] = 5,
+    ) -> list[ClassificationOut]:
+        """Classify one or more images (JPEG, PNG, WebP, GIF): one entry per image, in order."""
+        datas = await read_images(images, "images", settings)
+        outcomes = await self.classification.to_async.classify_batch(
+            [ClassifyItem(data=data, top_k=top_k) for data in datas]
+        )
+        outcomes = [ClassifyOutcome.model_validate(o) if isinstance(o, dict) else o for o in outcomes]
+        failures = [(i, ImageError(o.error.kind, o.error.message)) for i, o in enumerate(outcomes) if o.error]
+        if failures:
+            raise image_request_error("images", failures)
+        return [outcome.result for outcome in outcomes]

@@ -1,0 +1,48 @@
+"""What every model service shares: its BentoML configuration, and the `model_info` and
+`batch_stats` APIs that the entry service aggregates into GET /models and GET /stats.
+
+A model service holds one or more runtimes from `models/`, exposes batchable APIs whose
+items carry their own options, and is reached only through the entry service.
+"""
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import bentoml
+
+from .settings import Settings
+
+
+def model_service_options(name: str, workers: int, settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of `@bentoml.service` for a model service."""
+    return {
+        "name": name,
+        "workers": workers,
+        "traffic": {"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
+        # BentoML's proxy recycles its connection every 100 requests even with requests in
+        # flight, which drops ~10% of calls under concurrency (see DESIGN.md).
+        "runner_connection": {"max_requests": 2**31 - 1},
+    }
+
+
+class ModelService:
+    """Mixin for model service classes. Subclasses override `model_cards` when they hold
+    more than `self.runtime`, and call `record_batch` from each batchable API."""
+
+    def model_cards(self) -> list[dict[str, Any]]:
+        return [self.runtime.info.to_dict()]  # type: ignore[attr-defined]
+
+    def record_batch(self, api: str, size: int) -> None:
+        if not hasattr(self, "_batch_sizes"):
+            self._batch_sizes: defaultdict[str, Counter[int]] = defaultdict(Counter)
+        self._batch_sizes[api][size] += 1
+
+    @bentoml.api
+    def model_info(self) -> list[dict[str, Any]]:
+        return self.model_cards()
+
+    @bentoml.api
+    def batch_stats(self) -> dict[str, dict[str, int]]:
+        """Batch sizes this worker formed since start: {api: {size: count}}."""
+        sizes = getattr(self, "_batch_sizes", {})
+        return {api: {str(size): n for size, n in sorted(counts.items())} for api, counts in sizes.items()}
