@@ -204,18 +204,11 @@ class SageMakerMiddleware:
         try:
             if not line.strip():
                 raise InvocationError(400, "empty record: each line must be a JSON object")
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                raise InvocationError(400, f"record is not valid JSON: {error}") from None
-            if not isinstance(record, dict):
-                raise InvocationError(400, "record must be a JSON object")
+            record = parse_json_object(line, "record")
             options = dict(attributes)
-            route = self._route(record.pop("task", None) or options.pop("task", None))
-            options.pop("task", None)
-            sub_headers, sub_body = to_rest_request(
-                route, "application/json", json.dumps(record).encode(), options
-            )
+            default_task = options.pop("task", None)
+            route = self._route(record.pop("task", None) or default_task)
+            sub_headers, sub_body = json_to_rest_request(route, record, options)
             response = await self._subrequest(scope, "POST", route.path, sub_headers, sub_body)
         except InvocationError as error:
             return {"error": error.message, "status": error.status}
@@ -314,19 +307,33 @@ def to_rest_request(
     if media == "multipart/form-data":
         return [(b"content-type", content_type.encode("latin-1"))], body
     if media == "application/json":
-        try:
-            record = json.loads(body)
-        except ValueError as error:
-            raise InvocationError(400, f"body is not valid JSON: {error}") from None
-        if not isinstance(record, dict):
-            raise InvocationError(400, "JSON body must be an object")
-        files = _base64_files(route, record.pop(route.file_field, None))
-        fields = {**options, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}}
-        return multipart(route.file_field, files, fields)
+        return json_to_rest_request(route, parse_json_object(body, "body"), options)
     if any(media.startswith(prefix) for prefix in route.raw_types):
         return multipart(route.file_field, [(body, media)], options)
     accepted = ", ".join([*(f"{p}*" for p in route.raw_types), "multipart/form-data", "application/json"])
     raise InvocationError(415, f"task {route.task!r} accepts {accepted}; got {media or 'no Content-Type'!r}")
+
+
+def json_to_rest_request(
+    route: InvocationRoute, record: dict[str, Any], options: dict[str, str]
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """A parsed JSON record -> the REST request: as JSON for JSON endpoints; as multipart
+    with the base64 file field decoded for file endpoints."""
+    if route.file_field is None:
+        return [(b"content-type", b"application/json")], json.dumps(record).encode()
+    files = _base64_files(route, record.pop(route.file_field, None))
+    fields = {**options, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}}
+    return multipart(route.file_field, files, fields)
+
+
+def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as error:
+        raise InvocationError(400, f"{what} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise InvocationError(400, f"{what} must be a JSON object")
+    return value
 
 
 def _base64_files(route: InvocationRoute, value: Any) -> list[tuple[bytes, str]]:

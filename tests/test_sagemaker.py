@@ -5,6 +5,7 @@ contract, payload limits, model artifacts from an /opt/ml/model-like directory, 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import socket
@@ -38,30 +39,27 @@ def entrypoint(*args: str) -> list[str]:
     return [sys.executable, "-m", "deploy.entrypoint", *args, "--host", "127.0.0.1"]
 
 
+def serve_sagemaker(model_dir: Path, **env: str) -> contextlib.AbstractContextManager[str]:
+    port = free_port()
+    environment = service_env(SAGEMAKER_BIND_TO_PORT=str(port), PAIS_MODEL_DIR=str(model_dir), **env)
+    return running_server(entrypoint("serve"), port, environment, ready_path="/ping")
+
+
 @pytest.fixture(scope="module")
 def sagemaker(model_dir) -> Iterator[str]:
-    port = free_port()
-    env = service_env(
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        PAIS_MODEL_DIR=str(model_dir),
-        PAIS_MAX_REQUEST_BYTES=str(REALTIME_MAX_BYTES),
-    )
-    with running_server(entrypoint("serve"), port, env, ready_path="/ping") as url:
+    with serve_sagemaker(model_dir, PAIS_MAX_REQUEST_BYTES=str(REALTIME_MAX_BYTES)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def batch_transform(model_dir) -> Iterator[str]:
-    port = free_port()
-    env = service_env(
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        PAIS_MODEL_DIR=str(model_dir),
-        SAGEMAKER_BATCH="true",
-        SAGEMAKER_MAX_PAYLOAD_IN_MB="1",
-        SAGEMAKER_MAX_CONCURRENT_TRANSFORMS="4",
-        SAGEMAKER_BATCH_STRATEGY="MULTI_RECORD",
-    )
-    with running_server(entrypoint("serve"), port, env, ready_path="/ping") as url:
+    settings = {
+        "SAGEMAKER_BATCH": "true",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1",
+        "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "4",
+        "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
+    }
+    with serve_sagemaker(model_dir, **settings) as url:
         yield url
 
 
@@ -124,7 +122,7 @@ def test_rest_and_json_bodies(sagemaker):
         (b"not an image", "image/jpeg", 415, "not a recognised image"),
         (b'{"images": "@@@"}', "application/json", 400, "not valid base64"),
         (b'{"top_k": 3}', "application/json", 400, "needs 'images'"),
-        (b"[1, 2]", "application/json", 400, "must be an object"),
+        (b"[1, 2]", "application/json", 400, "must be a JSON object"),
         (CAT, "image/jpeg;", 200, ""),
         (b"\0" * (REALTIME_MAX_BYTES + 1), "image/jpeg", 413, "PAIS_MAX_REQUEST_BYTES"),
     ],
