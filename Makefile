@@ -53,7 +53,7 @@ serve: system-deps setup models
 # The container's SageMaker entrypoint, run on the host: 127.0.0.1:8080 unless
 # SAGEMAKER_BIND_TO_PORT says otherwise (SAGEMAKER_BATCH=true etc. pass through).
 serve-sagemaker: system-deps setup models
-	$(PY) -m deploy.entrypoint serve --host $(HOST)
+	SAGEMAKER_BIND_TO_PORT=$${SAGEMAKER_BIND_TO_PORT:-8080} $(PY) -m deploy.entrypoint serve --host $(HOST)
 
 test: system-deps setup models
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -27,6 +27,10 @@ def serve_command(sagemaker: bool, host: str, environ: dict[str, str]) -> tuple[
         port = env.get("SAGEMAKER_BIND_TO_PORT") or "8080"
         if "PAIS_MODEL_DIR" not in env and Path(SAGEMAKER_MODEL_DIR).is_dir():
             env["PAIS_MODEL_DIR"] = SAGEMAKER_MODEL_DIR
+        if env.get("SAGEMAKER_BATCH", "").lower() == "true":
+            # A Batch Transform mini-batch is one request: give it SageMaker's longest
+            # invocation timeout (3600 s), not a REST call's.
+            env.setdefault("PAIS_REQUEST_TIMEOUT_S", "3600")
     else:
         port = env.get("PORT") or "3000"
     target = env.get("BENTO_PATH") or "service.gateway:PAIS"

@@ -9,6 +9,7 @@ from every model service found on the class.
 Serve it with `bentoml serve service.gateway:PAIS` (what `make serve` does).
 """
 
+import math
 from typing import Any
 
 import bentoml
@@ -19,19 +20,26 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .classification.endpoints import ClassificationEndpoints
-from .middleware import ApiKeyMiddleware, BodyLimitMiddleware, ErrorShapeMiddleware
+from .middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    ConcurrencyLimitMiddleware,
+    ErrorShapeMiddleware,
+)
 from .multipart import install_strict_multipart
 from .sagemaker import InvocationRoute, SageMakerMiddleware
-from .settings import get_settings
+from .settings import Settings, get_settings
 
 settings = get_settings()
 install_strict_multipart()
 
 
+# No BentoML max_concurrency here: its limiter sits outside the service's middleware and
+# would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
 @bentoml.service(
     name="pais",
     workers=settings.gateway_workers,
-    traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
+    traffic={"timeout": settings.request_timeout_s},
 )
 class PAIS(ClassificationEndpoints):
     def __init__(self) -> None:
@@ -79,14 +87,28 @@ def invocation_routes() -> list[InvocationRoute]:
     return [route for base in PAIS.inner.__mro__ for route in vars(base).get("invocation_routes", ())]
 
 
-# Outermost first. API keys before anything; the SageMaker layer next, so that its
-# in-process sub-requests get the same error shapes and body limits as REST calls.
-PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
-PAIS.add_asgi_middleware(
-    SageMakerMiddleware,
-    routes=invocation_routes(),
-    default_task=settings.sagemaker_default_task,
-    max_request_bytes=settings.max_request_bytes,
-)
-PAIS.add_asgi_middleware(ErrorShapeMiddleware)
-PAIS.add_asgi_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+def middleware_stack(settings: Settings, routes: list[InvocationRoute]) -> list[tuple[type, dict[str, Any]]]:
+    """The entry service's ASGI middleware, outermost first. Load shedding and API keys
+    before anything; the SageMaker layer next, so that its in-process sub-requests get the
+    same error shapes and body limits as REST calls."""
+    return [
+        (
+            ConcurrencyLimitMiddleware,
+            {"limit": math.ceil(settings.max_concurrency / settings.gateway_workers)},
+        ),
+        (ApiKeyMiddleware, {"keys": settings.api_key_set}),
+        (
+            SageMakerMiddleware,
+            {
+                "routes": routes,
+                "default_task": settings.sagemaker_default_task,
+                "max_request_bytes": settings.max_request_bytes,
+            },
+        ),
+        (ErrorShapeMiddleware, {}),
+        (BodyLimitMiddleware, {"max_bytes": settings.max_request_bytes}),
+    ]
+
+
+for middleware, options in middleware_stack(settings, invocation_routes()):
+    PAIS.add_asgi_middleware(middleware, **options)

@@ -25,7 +25,10 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import os
+import random
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,10 @@ from typing import Any
 from .middleware import ASGIApp, Message, Receive, Scope, Send, send_json
 
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+RETRYABLE = {429, 503}
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+log = logging.getLogger("pais.sagemaker")
 # Batch bodies in these types are split into line records; anything else (a raw image
 # sent with SplitType None) is one record answered like a real-time call.
 JSON_LINES_TYPES = {
@@ -69,9 +76,9 @@ class BatchSettings:
         env = os.environ if environ is None else environ
         return cls(
             enabled=env.get("SAGEMAKER_BATCH", "").lower() == "true",
-            max_payload_bytes=int(float(env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "6")) * 1024 * 1024),
-            strategy=env.get("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
-            max_concurrent_transforms=int(env.get("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "1") or 1),
+            max_payload_bytes=int(float(env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB") or "6") * 1024 * 1024),
+            strategy=env.get("SAGEMAKER_BATCH_STRATEGY") or "MULTI_RECORD",
+            max_concurrent_transforms=int(env.get("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS") or "1"),
         )
 
 
@@ -136,7 +143,7 @@ class SageMakerMiddleware:
                 {
                     "MaxConcurrentTransforms": max(1, self.batch.max_concurrent_transforms),
                     "BatchStrategy": "MULTI_RECORD",
-                    "MaxPayloadInMB": max(1, self.batch.max_payload_bytes // (1024 * 1024)),
+                    "MaxPayloadInMB": self.batch.max_payload_bytes // (1024 * 1024),  # 0: unlimited
                 },
             )
         if path == "/invocations" and method == "POST":
@@ -144,6 +151,9 @@ class SageMakerMiddleware:
                 return await self._invocations(scope, receive, send)
             except InvocationError as error:
                 return await send_json(send, error.status, {"error": error.message})
+            except Exception:
+                log.exception("/invocations failed")
+                return await send_json(send, 500, {"error": "internal error; see the server log"})
         await send_json(send, 405, {"error": f"{method} {path} is not allowed"})
 
     # -- /ping ---------------------------------------------------------------------------
@@ -169,8 +179,7 @@ class SageMakerMiddleware:
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if self.batch.enabled and content_type.split(";")[0].strip().lower() in JSON_LINES_TYPES:
             return await self._batch(scope, send, body, attributes)
-        route = self._route(attributes.pop("task", None))
-        sub_headers, sub_body = to_rest_request(route, content_type, body, attributes)
+        route, sub_headers, sub_body = self._rest_request(content_type, body, attributes, "body")
         response = await self._subrequest(scope, "POST", route.path, sub_headers, sub_body)
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
         await send({"type": "http.response.body", "body": response.body})
@@ -179,14 +188,26 @@ class SageMakerMiddleware:
         lines = body.decode("utf-8", errors="replace").split("\n")
         if lines and lines[-1].strip() == "":
             lines.pop()  # the newline that ends the last record does not start another
-        limit = asyncio.Semaphore(self.max_parallel_records)
+        outputs: list[Any] = [None] * len(lines)
+        pending = iter(range(len(lines)))  # shared by the workers: each index taken once
 
-        async def one(line: str) -> str:
-            async with limit:
-                return json.dumps(await self._record(scope, line, attributes), separators=(",", ":"))
+        async def worker() -> None:
+            for index in pending:
+                outputs[index] = await self._record(scope, lines[index], attributes)
 
-        outputs = await asyncio.gather(*(one(line) for line in lines))
-        payload = ("\n".join(outputs) + "\n").encode() if outputs else b""
+        # A fixed number of workers, not a task per line: a 100 MB body of small records
+        # would otherwise be a million tasks at once.
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.max_parallel_records, len(lines))):
+                group.create_task(worker())
+        overloaded = sum(1 for out in outputs if isinstance(out, dict) and out.get("status") in RETRYABLE)
+        if overloaded:
+            # Overload is not an answer: let SageMaker retry the mini-batch rather than
+            # write error lines for records that were never refused for their content.
+            raise InvocationError(
+                503, f"{overloaded} of {len(lines)} records were refused for overload; retry"
+            )
+        payload = "".join(json.dumps(out, separators=(",", ":")) + "\n" for out in outputs).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -204,14 +225,13 @@ class SageMakerMiddleware:
         try:
             if not line.strip():
                 raise InvocationError(400, "empty record: each line must be a JSON object")
-            record = parse_json_object(line, "record")
-            options = dict(attributes)
-            default_task = options.pop("task", None)
-            route = self._route(record.pop("task", None) or default_task)
-            sub_headers, sub_body = json_to_rest_request(route, record, options)
-            response = await self._subrequest(scope, "POST", route.path, sub_headers, sub_body)
+            route, sub_headers, sub_body = self._rest_request("application/json", line, attributes, "record")
+            response = await self._subrequest_with_retries(scope, route.path, sub_headers, sub_body)
         except InvocationError as error:
             return {"error": error.message, "status": error.status}
+        except Exception:  # one record's bug must not fail the mini-batch around it
+            log.exception("batch record failed")
+            return {"error": "internal error while processing this record", "status": 500}
         if response.status != 200:
             try:
                 message = json.loads(response.body).get("error", "")
@@ -221,6 +241,33 @@ class SageMakerMiddleware:
         if response.content_type.startswith("application/json"):
             return json.loads(response.body)
         return {"content_type": response.content_type, "base64": base64.b64encode(response.body).decode()}
+
+    async def _subrequest_with_retries(
+        self, scope: Scope, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> SubResponse:
+        """429/503 mean "not now" (concurrency limit, batching latency budget): back off
+        and try again before giving up on the record."""
+        for delay in (*RETRY_DELAYS_S, None):
+            response = await self._subrequest(scope, "POST", path, headers, body)
+            if response.status not in RETRYABLE or delay is None:
+                return response
+            await asyncio.sleep(delay * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _rest_request(
+        self, content_type: str, body: bytes | str, attributes: dict[str, str], what: str
+    ) -> tuple[InvocationRoute, list[tuple[bytes, bytes]], bytes]:
+        """The task and the REST request for an invocation body or batch record. A JSON
+        object may name its task (`"task": "detect"`), over the custom attributes'."""
+        options = dict(attributes)
+        default_task = options.pop("task", None)
+        media = content_type.split(";")[0].strip().lower()
+        if media == "application/json" or (media == "" and body.lstrip()[:1] in (b"{", "{")):
+            record = parse_json_object(body, what)
+            route = self._route(record.pop("task", None) or default_task)
+            return route, *json_to_rest_request(route, record, options)
+        route = self._route(default_task)
+        return route, *to_rest_request(route, content_type, body, options)  # type: ignore[arg-type]
 
     def _route(self, task: str | None) -> InvocationRoute:
         name = task or self.default_task
@@ -252,6 +299,9 @@ class SageMakerMiddleware:
         """Run one request through the inner app, in process, and collect its answer."""
         sub_scope = {
             **scope,
+            # uvicorn's per-request state: each sub-request needs its own, or BentoML
+            # hands them one upload temp directory and each release deletes the others' files
+            "state": {k: v for k, v in (scope.get("state") or {}).items() if k != "temp_dir"},
             "method": method,
             "path": path,
             "raw_path": path.encode(),
@@ -298,16 +348,14 @@ def parse_custom_attributes(value: str) -> dict[str, str]:
 def to_rest_request(
     route: InvocationRoute, content_type: str, body: bytes, options: dict[str, str]
 ) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """The REST request (headers, body) that serves an /invocations body for `route`."""
+    """The REST request (headers, body) that serves a non-JSON /invocations body."""
     media = content_type.split(";")[0].strip().lower()
     if route.file_field is None:
-        if media not in ("application/json", ""):
-            raise InvocationError(415, f"task {route.task!r} takes application/json bodies, not {media!r}")
-        return [(b"content-type", b"application/json")], body
+        raise InvocationError(
+            415, f"task {route.task!r} takes application/json bodies, not {media or 'none'!r}"
+        )
     if media == "multipart/form-data":
         return [(b"content-type", content_type.encode("latin-1"))], body
-    if media == "application/json":
-        return json_to_rest_request(route, parse_json_object(body, "body"), options)
     if any(media.startswith(prefix) for prefix in route.raw_types):
         return multipart(route.file_field, [(body, media)], options)
     accepted = ", ".join([*(f"{p}*" for p in route.raw_types), "multipart/form-data", "application/json"])
@@ -354,13 +402,21 @@ def _base64_files(route: InvocationRoute, value: Any) -> list[tuple[bytes, str]]
 def multipart(
     file_field: str, files: list[tuple[bytes, str]], fields: dict[str, str]
 ) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """A multipart/form-data body with `files` under `file_field` plus plain `fields`."""
+    """A multipart/form-data body with `files` under `file_field` plus plain `fields`.
+    Names and values come from clients: names must be plain identifiers (nothing to escape
+    in a header), values valid UTF-8."""
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
+        if not FIELD_NAME.match(name):
+            raise InvocationError(400, f"field name {name!r} is not accepted (letters, digits, _ . -)")
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvocationError(400, f"field {name!r} is not valid UTF-8 text") from None
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
+            + encoded
             + b"\r\n"
         )
     for index, (data, media) in enumerate(files):

@@ -42,13 +42,17 @@ class Settings:
     # request limits
     max_request_bytes: int = _setting(64 * MIB, "Largest request body accepted, in bytes (413 beyond).", 1)
     max_image_pixels: int = _setting(
-        50_000_000, "Largest image accepted, in pixels (width x height), checked before decoding.", 1
+        50_000_000,
+        "Largest image accepted, in pixels (width x height), checked before decoding "
+        "(PIL caps it at ~179 MP).",
+        1,
     )
     max_images_per_request: int = _setting(64, "Most images in one /classify request.", 1)
     # serving
     api_keys: str = _setting(
         "",
-        "Comma-separated API keys; when set, every request but health checks needs "
+        "Comma-separated API keys; when set, every request but health checks (/livez, /readyz, "
+        "/healthz, /ping) needs "
         "`Authorization: Bearer <key>` or `X-API-Key`.",
     )
     gateway_workers: int = _setting(1, "Worker processes of the HTTP entry service (parsing, validation).", 1)
@@ -74,6 +78,10 @@ class Settings:
                 continue
             values[f.name] = _parse(f, raw)
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.api_keys.strip() and not self.api_key_set:
+            raise ValueError(f"{env_name('api_keys')} is set but holds no key; unset it or list keys")
 
     @property
     def api_key_set(self) -> frozenset[str]:

@@ -220,3 +220,49 @@ def test_sigterm_stops_everything_within_30_seconds(model_dir):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_large_batch_then_rest_traffic_all_succeed(batch_transform):
+    """More records than run at once, then concurrent REST calls on the same process: each
+    in-process sub-request has its own upload directory, so none loses another's files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    tiny = encode(Image.fromarray(photo("chelsea")).resize((96, 64)), "JPEG", quality=80)
+    line = json.dumps({"images": base64.b64encode(tiny).decode(), "top_k": 1})
+    response = invoke(batch_transform, ("\n".join([line] * 150)).encode(), "application/jsonlines")
+    assert response.status_code == 200, response.text[:300]
+    out = [json.loads(row) for row in response.text.splitlines()]
+    assert len(out) == 150 and all(isinstance(row, list) for row in out), [
+        r for r in out if isinstance(r, dict)
+    ][:3]
+
+    def rest(_: int) -> int:
+        files = [("images", ("cat.jpg", CAT, "image/jpeg"))]
+        return httpx.post(f"{batch_transform}/classify", files=files, timeout=120).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(rest, range(32))) == {200}
+
+
+def test_a_record_that_cannot_be_encoded_is_an_error_line(batch_transform):
+    good = json.dumps({"images": base64.b64encode(CAT).decode(), "top_k": 1})
+    # valid JSON whose string holds a lone surrogate: decodable, not encodable as UTF-8
+    surrogate = json.dumps({"images": base64.b64encode(CAT).decode()})[:-1] + ', "top_k": "\\ud800"}'
+    injected = json.dumps({"images": base64.b64encode(CAT).decode(), 'x"\r\nEvil: 1': "1"})
+    response = invoke(
+        batch_transform, "\n".join([good, surrogate, injected, good]).encode(), "application/jsonlines"
+    )
+    assert response.status_code == 200, response.text[:300]
+    out = [json.loads(row) for row in response.text.splitlines()]
+    assert len(out) == 4 and isinstance(out[0], list) and isinstance(out[3], list)
+    assert out[1]["status"] == 400 and "UTF-8" in out[1]["error"]
+    assert out[2]["status"] == 400 and "field name" in out[2]["error"]
+
+
+def test_json_body_may_name_its_task(sagemaker):
+    body = json.dumps({"task": "classify", "images": [base64.b64encode(CAT).decode()], "top_k": 2}).encode()
+    response = invoke(sagemaker, body, "application/json", "task=paint")  # the body's task wins
+    assert response.status_code == 200, response.text
+    assert len(response.json()[0]["predictions"]) == 2

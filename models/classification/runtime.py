@@ -19,7 +19,7 @@ from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_many, t
 from ..info import ModelInfo
 from ..sources import parse_source
 from . import MAX_TOP_K, loaders
-from .preprocess import prepare_batch
+from .preprocess import BatchPreparer
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,22 @@ class ImageClassifier:
         loaded: loaders.LoadedClassifier,
         placement: Placement,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        max_batch_size: int = 64,
+        forward_chunk: int = 64,
     ):
         self._loaded = loaded
         self.placement = placement
         self.max_pixels = max_pixels
-        self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
+        # Inputs are decoded, resized and run this many at a time, so a batch of large
+        # photos never holds more than one chunk of full-resolution pixels.
+        self.forward_chunk = forward_chunk
         network = loaded.network.eval().to(placement.device, placement.dtype)
         if placement.channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
         self.labels = loaded.labels
         self.preprocess = loaded.preprocess
+        self._prepare = BatchPreparer(self.preprocess, placement)
+        self._warm_up()
         self.info: ModelInfo = loaded.info.with_details(
             classes=len(loaded.labels),
             placement=placement.describe(),
@@ -69,12 +73,16 @@ class ImageClassifier:
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         channels_last: bool | None = None,
+        accelerated: bool | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        forward_chunk: int = 64,
     ) -> ImageClassifier:
         """Load from a source URI ("default" is the catalog's offline default)."""
         uri = default_source(loaders.TASK) if source == "default" else source
-        placement = choose_placement(device, dtype, channels_last)
-        return cls(loaders.load(parse_source(uri)), placement, max_pixels=max_pixels)
+        placement = choose_placement(device, dtype, channels_last, accelerated)
+        return cls(
+            loaders.load(parse_source(uri)), placement, max_pixels=max_pixels, forward_chunk=forward_chunk
+        )
 
     @property
     def name(self) -> str:
@@ -104,37 +112,56 @@ class ImageClassifier:
         for k in top_ks:
             if not 1 <= k <= MAX_TOP_K:
                 raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
-        slots = self._decode(images)
+        results: list[Classification | ImageError] = []
+        for start in range(0, len(images), self.forward_chunk):
+            chunk = images[start : start + self.forward_chunk]
+            results.extend(self._classify_chunk(self._decode(chunk), top_ks[start : start + len(chunk)]))
+        return results
+
+    def _classify_chunk(
+        self, slots: list[torch.Tensor | ImageError], top_ks: list[int]
+    ) -> list[Classification | ImageError]:
         results: list[Classification | ImageError] = list(slots)  # type: ignore[arg-type]
         good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
-        for start in range(0, len(good), self.max_batch_size):
-            chunk = good[start : start + self.max_batch_size]
-            probabilities = self._probabilities([slots[i] for i in chunk])  # type: ignore[misc]
-            k_max = min(max(top_ks[i] for i in chunk), len(self.labels))
-            scores, indices = probabilities.topk(k_max, dim=1)
-            scores, indices = scores.tolist(), indices.tolist()
-            for row, i in enumerate(chunk):
-                k = min(top_ks[i], len(self.labels))
-                results[i] = Classification(
-                    model=self.name,
-                    predictions=[
-                        Prediction(label=self.labels[idx], score=score, index=idx)
-                        for score, idx in zip(scores[row][:k], indices[row][:k], strict=True)
-                    ],
-                )
+        if not good:
+            return results
+        probabilities = self._probabilities([slots[i] for i in good])  # type: ignore[misc]
+        k_max = min(max(top_ks[i] for i in good), len(self.labels))
+        scores, indices = probabilities.topk(k_max, dim=1)
+        scores, indices = scores.tolist(), indices.tolist()
+        for row, i in enumerate(good):
+            k = min(top_ks[i], len(self.labels))
+            results[i] = Classification(
+                model=self.name,
+                predictions=[
+                    Prediction(label=self.labels[idx], score=score, index=idx)
+                    for score, idx in zip(scores[row][:k], indices[row][:k], strict=True)
+                ],
+            )
         return results
 
     def _decode(self, images: Sequence[bytes | torch.Tensor]) -> list[torch.Tensor | ImageError]:
         encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
         slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
         if encoded:
-            decoded = decode_many([images[i] for i in encoded], self.placement.device, self.max_pixels)
+            decoded = decode_many(
+                [images[i] for i in encoded],
+                self.placement.device,
+                self.max_pixels,
+                batched_jpeg=self.placement.accelerated,
+            )
             for i, result in zip(encoded, decoded, strict=True):
                 slots[i] = result
         return slots
 
+    def _warm_up(self) -> None:
+        """One forward at load: CUDA context and kernels are ready before the first
+        request, and a model that cannot run fails at start-up, not on a client's call."""
+        height, width = self.preprocess.output_size
+        self._probabilities([torch.zeros(3, height, width, dtype=torch.uint8)])
+
     @torch.inference_mode()
     def _probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
-        batch = prepare_batch(images, self.preprocess, self.placement)
+        batch = self._prepare(images)
         logits = self.network(batch)
         return logits.float().softmax(dim=1).cpu()

@@ -8,7 +8,7 @@ its slot and never fails the other requests of its batch.
 
 import bentoml
 
-from ..model_service import ModelService, model_service_options
+from ..model_service import ModelService, model_service_options, worker_device
 from ..model_store import resolve_source
 from ..settings import get_settings
 from .schemas import ClassificationOut, ClassifyItem, ClassifyOutcome, ItemError, PredictionOut
@@ -23,9 +23,10 @@ class ImageClassification(ModelService):
 
         self.runtime = ImageClassifier.load(
             resolve_source("classification", settings),
-            device=settings.device,
+            device=worker_device(settings.device),
             dtype=settings.dtype,
             max_pixels=settings.max_image_pixels,
+            forward_chunk=settings.max_batch_size,
         )
 
     @bentoml.api(
