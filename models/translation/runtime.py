@@ -134,11 +134,13 @@ class Translator:
         }
         neural_options = {"device": device, "dtype": dtype, "max_batch_size": generation_batch}
         engines: list[Engine] = []
+        served_uri = uri
         try:
             snapshot = Path(uri).expanduser() if not uri.startswith(("apertium:", "hf:", "s3:")) else None
             manifest = read_snapshot_manifest(snapshot) if snapshot and snapshot.is_dir() else None
             if manifest is not None:
                 engines = _engines_from_snapshot(snapshot, manifest, apertium_options, neural_options)  # type: ignore[arg-type]
+                served_uri = manifest["info"]["source"]
             else:
                 for spec in parse_engine_list(uri):
                     engines.append(_load_engine(spec, uri, apertium_options, neural_options))
@@ -146,7 +148,7 @@ class Translator:
             for engine in engines:
                 engine.close()
             raise
-        return cls(engines, uri, allow_pivot=allow_pivot)
+        return cls(engines, served_uri, allow_pivot=allow_pivot)
 
     # -- what is served ---------------------------------------------------------------
 
