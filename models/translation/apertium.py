@@ -129,6 +129,11 @@ class Pipeline:
             threading.Thread(target=target, daemon=True, name=f"apertium-{mode.name}").start()
 
     @property
+    def pid(self) -> int:
+        """The process group of the pipeline's programs."""
+        return self._process.pid
+
+    @property
     def in_flight(self) -> int:
         return len(self._pending)
 
@@ -245,6 +250,11 @@ class PipelinePool:
         self._lock = threading.Lock()
         self._pipelines: list[Pipeline] = [self._start()]
         self.restarts = 0
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        with self._lock:
+            return list(self._pipelines)
 
     def _start(self) -> Pipeline:
         return Pipeline(self.mode, self._command, self.show_unknown)
@@ -413,8 +423,8 @@ class ApertiumEngine(Engine):
     def manifest(self) -> dict[str, Any]:
         return {"kind": "apertium", "modes": sorted(mode.name for mode in self.modes.values())}
 
-    def restarts(self) -> int:
-        return sum(pool.restarts for pool in self._pools.values())
+    def pool(self, source: str, target: str) -> PipelinePool:
+        return self._pools[(source, target)]
 
     def close(self) -> None:
         for pool in self._pools.values():
