@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.sources import SourceError
-from models.translation import Translator, TranslationError, TranslationRequest
+from models.translation import TranslationError, TranslationRequest, Translator
 
 from .tiny_marian import EN_ES, make_tiny_marian
 
