@@ -8,7 +8,7 @@ import pytest
 from models.sources import SourceError
 from models.translation import TranslationError, TranslationRequest, Translator
 
-from .tiny_marian import EN_ES, make_tiny_marian
+from .tiny_seq2seq import EN_ES, EN_TO, make_tiny_m2m100, make_tiny_marian
 
 WEATHER = "The weather is nice and I would like to buy a new car."
 
@@ -170,3 +170,14 @@ def test_neural_snapshot_carries_the_weights(tiny_marian, tmp_path):
     reloaded = Translator.load(str(tmp_path / "snapshot"), device="cpu")
     assert reloaded.translate(["the red house"], "en", "es").translations == ["la casa roja"]
     assert reloaded.engines[0].cards()[0].licence == "apache-2.0"
+
+
+def test_m2m100_language_tokens_choose_the_target(tmp_path):
+    model_dir = make_tiny_m2m100(tmp_path / "tiny-m2m100")
+    translator = Translator.load(str(model_dir), device="cpu")
+    # the 8 language tokens of the tokenizer's code list, every ordered pair of them
+    assert {"en->de", "en->cs", "de->en", "ja->ru"} <= set(translator.supported_pairs())
+    assert len(translator.supported_pairs()) == 8 * 7
+    for target, table in EN_TO.items():
+        result = translator.translate(list(table), "en", target)
+        assert result.translations == list(table.values()), target

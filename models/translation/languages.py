@@ -26,6 +26,7 @@ am amh amh_Ethi Amharic
 an arg - Aragonese
 ar ara|arb arb_Arab Arabic
 az aze|azj azj_Latn Azerbaijani
+ba bak bak_Cyrl Bashkir
 be bel bel_Cyrl Belarusian
 bg bul bul_Cyrl Bulgarian
 bn ben ben_Beng Bengali
@@ -43,13 +44,16 @@ es spa spa_Latn Spanish
 et est|ekk est_Latn Estonian
 eu eus eus_Latn Basque
 fa fas|pes pes_Arab Persian
+ff ful|fuv fuv_Latn Fula
 fi fin fin_Latn Finnish
 fo fao fao_Latn Faroese
 fr fra fra_Latn French
+fy fry - Western Frisian
 ga gle gle_Latn Irish
 gd gla gla_Latn Scottish Gaelic
 gl glg glg_Latn Galician
 gu guj guj_Gujr Gujarati
+ha hau hau_Latn Hausa
 he heb heb_Hebr Hebrew
 hi hin hin_Deva Hindi
 hr hrv hrv_Latn Croatian
@@ -57,9 +61,11 @@ ht hat hat_Latn Haitian Creole
 hu hun hun_Latn Hungarian
 hy hye hye_Armn Armenian
 id ind ind_Latn Indonesian
+ig ibo ibo_Latn Igbo
 is isl isl_Latn Icelandic
 it ita ita_Latn Italian
 ja jpn jpn_Jpan Japanese
+jv jav jav_Latn Javanese
 ka kat kat_Geor Georgian
 kk kaz kaz_Cyrl Kazakh
 km khm khm_Khmr Khmer
@@ -68,10 +74,15 @@ ko kor kor_Hang Korean
 ky kir kir_Cyrl Kyrgyz
 la lat - Latin
 lb ltz ltz_Latn Luxembourgish
+lg lug lug_Latn Ganda
+ln lin lin_Latn Lingala
+lo lao lao_Laoo Lao
 lt lit lit_Latn Lithuanian
 lv lav|lvs lvs_Latn Latvian
+mg mlg|plt plt_Latn Malagasy
 mk mkd mkd_Cyrl Macedonian
 ml mal mal_Mlym Malayalam
+mn mon|khk khk_Cyrl Mongolian
 mr mar mar_Deva Marathi
 ms msa|zsm zsm_Latn Malay
 mt mlt mlt_Latn Maltese
@@ -81,18 +92,23 @@ ne nep|npi npi_Deva Nepali
 nl nld nld_Latn Dutch
 nn nno nno_Latn Norwegian Nynorsk
 oc oci oci_Latn Occitan
+or ori|ory ory_Orya Odia
 pa pan pan_Guru Punjabi
 pl pol pol_Latn Polish
+ps pus|pbt pbt_Arab Pashto
 pt por por_Latn Portuguese
 ro ron ron_Latn Romanian
 ru rus rus_Cyrl Russian
 sc srd srd_Latn Sardinian
+sd snd snd_Arab Sindhi
 si sin sin_Sinh Sinhala
 sk slk slk_Latn Slovak
 sl slv slv_Latn Slovenian
 so som som_Latn Somali
 sq sqi|als als_Latn Albanian
 sr srp srp_Cyrl Serbian
+ss ssw ssw_Latn Swati
+su sun sun_Latn Sundanese
 sv swe swe_Latn Swedish
 sw swa|swh swh_Latn Swahili
 ta tam tam_Taml Tamil
@@ -100,12 +116,14 @@ te tel tel_Telu Telugu
 tg tgk tgk_Cyrl Tajik
 th tha tha_Thai Thai
 tl tgl tgl_Latn Tagalog
+tn tsn tsn_Latn Tswana
 tr tur tur_Latn Turkish
 tt tat tat_Cyrl Tatar
 uk ukr ukr_Cyrl Ukrainian
 ur urd urd_Arab Urdu
 uz uzb|uzn uzn_Latn Uzbek
 vi vie vie_Latn Vietnamese
+wo wol wol_Latn Wolof
 xh xho xho_Latn Xhosa
 yi yid|ydd ydd_Hebr Yiddish
 yo yor yor_Latn Yoruba

@@ -137,7 +137,11 @@ class Seq2SeqEngine(Engine):
         }
         if "bos" in how:
             options["forced_bos_token_id"] = how["bos"]
-        generated = self.model.generate(**batch, **options)
+        generated = self.model.generate(**batch, **options).tolist()
+        if "bos" in how:
+            # The forced target-language token is not always among the tokenizer's special
+            # tokens (M2M-100's slow tokenizer), so skip_special_tokens may leave "__de__".
+            generated = [[token for token in row if token != how["bos"]] for row in generated]
         return [t.strip() for t in self.tokenizer.batch_decode(generated, skip_special_tokens=True)]
 
 
