@@ -26,6 +26,18 @@ EN_TO = {
     "cs": {"the red house": "červený dům", "good morning": "dobré ráno"},
 }
 
+# one layer each way, 32 wide: enough to memorise a few phrases, trained in seconds
+TINY = {
+    "d_model": 32,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "max_position_embeddings": 64,
+}
+
 CARD = "---\nlicense: apache-2.0\n---\n# tiny test model, made by tests/tiny_seq2seq.py\n"
 
 
@@ -52,6 +64,20 @@ def _sentencepiece(directory: Path, name: str, texts: list[str], vocab: dict[str
     for i in range(processor.get_piece_size()):
         vocab.setdefault(processor.id_to_piece(i), len(vocab))
     return model
+
+
+def _untrained(model_class, config):
+    torch.manual_seed(0)
+    model = model_class(config)
+    model.generation_config.num_beams = 1  # greedy: what the training check decodes with
+    return model
+
+
+def _labelled(tokenizer, table: dict[str, str]):
+    """Inputs with labels; padding left out of the loss."""
+    batch = tokenizer(list(table), text_target=list(table.values()), return_tensors="pt", padding=True)
+    batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
+    return batch
 
 
 def _train(model, batches, reproduced, max_steps: int) -> None:
@@ -89,24 +115,14 @@ def make_tiny_marian(directory: Path, pairs: dict[str, str] = EN_ES, max_steps: 
     )
     config = MarianConfig(
         vocab_size=len(vocab),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
+        **TINY,
         pad_token_id=2,
         eos_token_id=0,
         decoder_start_token_id=2,
         forced_eos_token_id=0,
     )
-    torch.manual_seed(0)
-    model = MarianMTModel(config)
-    model.generation_config.num_beams = 1
-    batch = tokenizer(list(pairs), text_target=list(pairs.values()), return_tensors="pt", padding=True)
-    batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
+    model = _untrained(MarianMTModel, config)
+    batch = _labelled(tokenizer, pairs)
     inputs = tokenizer(list(pairs), return_tensors="pt", padding=True)
 
     def reproduced() -> bool:
@@ -137,28 +153,17 @@ def make_tiny_m2m100(
     )
     config = M2M100Config(
         vocab_size=max(tokenizer.lang_code_to_id.values()) + 1,
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
+        **TINY,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
         decoder_start_token_id=2,
     )
-    torch.manual_seed(0)
-    model = M2M100ForConditionalGeneration(config)
-    model.generation_config.num_beams = 1
+    model = _untrained(M2M100ForConditionalGeneration, config)
     batches = []
     for target, table in phrases.items():
         tokenizer.src_lang, tokenizer.tgt_lang = "en", target
-        batch = tokenizer(list(table), text_target=list(table.values()), return_tensors="pt", padding=True)
-        batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
-        batches.append(batch)
+        batches.append(_labelled(tokenizer, table))
     tokenizer.src_lang = "en"
 
     def reproduced() -> bool:
