@@ -46,3 +46,16 @@ def test_readme_documents_every_setting():
     missing = [env_name(f.name) for f in fields(Settings) if env_name(f.name) not in readme]
     assert not missing, f"README lacks {missing}; paste `python -m service.settings` output"
     assert markdown_table() in readme, "README's settings table is stale; paste `python -m service.settings`"
+
+
+def test_translation_settings_and_booleans():
+    defaults = Settings.from_env({})
+    assert defaults.translation_model == "apertium:*" and defaults.translation_allow_pivot is False
+    assert defaults.max_text_chars == 10_000 and defaults.max_texts_per_request == 128
+    settings = Settings.from_env(
+        {"PAIS_TRANSLATION_ALLOW_PIVOT": "Yes", "PAIS_TRANSLATION_UNKNOWN_MARKS": "1"}
+    )
+    assert settings.translation_allow_pivot is True and settings.translation_unknown_marks is True
+    assert Settings.from_env({"PAIS_TRANSLATION_ALLOW_PIVOT": "off"}).translation_allow_pivot is False
+    with pytest.raises(ValueError, match="PAIS_TRANSLATION_ALLOW_PIVOT='maybe' is not a boolean"):
+        Settings.from_env({"PAIS_TRANSLATION_ALLOW_PIVOT": "maybe"})
