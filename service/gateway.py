@@ -21,6 +21,7 @@ from starlette.routing import Route
 from .classification.endpoints import ClassificationEndpoints
 from .middleware import ApiKeyMiddleware, BodyLimitMiddleware, ErrorShapeMiddleware
 from .multipart import install_strict_multipart
+from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import get_settings
 from .translation.endpoints import TranslationEndpoints, list_languages
 
@@ -76,7 +77,21 @@ PAIS.mount_asgi_app(
     ),
     path="/",
 )
-# Outermost first: refuse oversized bodies and missing keys before any parsing.
+
+
+def invocation_routes() -> list[InvocationRoute]:
+    """The SageMaker /invocations routes every task mixin declares."""
+    return [route for base in PAIS.inner.__mro__ for route in vars(base).get("invocation_routes", ())]
+
+
+# Outermost first. API keys before anything; the SageMaker layer next, so that its
+# in-process sub-requests get the same error shapes and body limits as REST calls.
+PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
+PAIS.add_asgi_middleware(
+    SageMakerMiddleware,
+    routes=invocation_routes(),
+    default_task=settings.sagemaker_default_task,
+    max_request_bytes=settings.max_request_bytes,
+)
 PAIS.add_asgi_middleware(ErrorShapeMiddleware)
 PAIS.add_asgi_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)

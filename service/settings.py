@@ -33,6 +33,12 @@ class Settings:
     dtype: str = _setting("auto", "Compute dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")
     # read by models.sources.cache_root(), which must not import the service layer
     cache_dir: str = _setting("", "Where s3:// model sources are downloaded to (unset: ~/.cache/pais).")
+    model_dir: str = _setting(
+        "", "Directory of model artifacts, one sub-directory per task (the container sets /opt/ml/model)."
+    )
+    sagemaker_default_task: str = _setting(
+        "classify", "Task of a SageMaker /invocations call whose custom attributes name none."
+    )
     # request limits
     max_request_bytes: int = _setting(64 * MIB, "Largest request body accepted, in bytes (413 beyond).", 1)
     max_image_pixels: int = _setting(

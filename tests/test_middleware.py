@@ -68,3 +68,49 @@ def test_error_shapes():
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and "GET /nowhere" in missing.json()["error"]
     assert client.post("/fail").json() == {"error": "boom"}  # 5xx pass through untouched
+
+
+def _sagemaker_client(readyz) -> TestClient:
+    from service.sagemaker import InvocationRoute, SageMakerMiddleware
+
+    app = Starlette(routes=[Route("/readyz", readyz)])
+    app.add_middleware(
+        SageMakerMiddleware,
+        routes=[InvocationRoute("classify", "/classify", "images", ("image/",))],
+        default_task="classify",
+        max_request_bytes=100,
+    )
+    return TestClient(app)
+
+
+def test_ping_is_503_while_models_load():
+    async def loading(request: Request) -> JSONResponse:
+        return JSONResponse({"error": "Runners are not ready."}, status_code=503)
+
+    response = _sagemaker_client(loading).get("/ping")
+    assert response.status_code == 503 and "loading" in response.json()["error"]
+
+
+def test_ping_gives_up_before_sagemakers_deadline_when_readiness_hangs():
+    import asyncio
+
+    async def stuck(request: Request) -> JSONResponse:
+        await asyncio.sleep(30)
+        return JSONResponse({})  # would make /ping 200, had /ping waited for it
+
+    assert _sagemaker_client(stuck).get("/ping").status_code == 503
+
+
+def test_ping_is_200_when_ready():
+    async def ready(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    assert _sagemaker_client(ready).get("/ping").status_code == 200
+
+
+def test_custom_attributes_parsing():
+    from service.sagemaker import parse_custom_attributes
+
+    assert parse_custom_attributes("task=detect;top_k=3") == {"task": "detect", "top_k": "3"}
+    assert parse_custom_attributes(" task = translate , target=es ") == {"task": "translate", "target": "es"}
+    assert parse_custom_attributes("") == {} and parse_custom_attributes("junk") == {}

@@ -10,6 +10,7 @@ from models.classification import MAX_TOP_K
 from models.image_header import ImageError
 
 from ..errors import answers_request_errors, image_request_error
+from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from ..uploads import read_images
 from .schemas import ClassificationOut, ClassifyItem, ClassifyOutcome
@@ -20,6 +21,9 @@ settings = get_settings()
 
 class ClassificationEndpoints:
     classification = bentoml.depends(ImageClassification)
+    invocation_routes = (
+        InvocationRoute("classify", "/classify", file_field="images", raw_types=("image/",)),
+    )
 
     @bentoml.api(route="/classify")
     @answers_request_errors
