@@ -115,6 +115,15 @@ def test_rest_and_json_bodies(sagemaker):
     )
 
 
+def test_translate_through_invocations(sagemaker):
+    body = json.dumps({"texts": ["I would like to buy a new car."], "source": "en", "target": "es"}).encode()
+    response = invoke(sagemaker, body, "application/json", "task=translate")
+    assert response.status_code == 200, response.text
+    assert "coche nuevo" in response.json()["translations"][0]
+    unsupported = invoke(sagemaker, body.replace(b'"es"}', b'"fr"}'), "application/json", "task=translate")
+    assert unsupported.status_code == 422 and "supported pairs" in unsupported.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("body", "media", "status", "text"),
     [

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from models.translation import AUTO
 
 from ..errors import RequestError, answers_request_errors
+from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from .schemas import TranslateItem, TranslateOutcome, TranslationOut
 from .worker import TextTranslation
@@ -30,6 +31,8 @@ ERROR_STATUS = {
 
 class TranslationEndpoints:
     translation = bentoml.depends(TextTranslation)
+    # SageMaker: custom attribute task=translate, the same JSON body as POST /translate
+    invocation_routes = (InvocationRoute("translate", "/translate"),)
 
     @bentoml.api(route="/translate")
     @answers_request_errors
