@@ -28,6 +28,12 @@ CATALOG: dict[str, TaskEntry] = {
         "models.classification:ImageClassifier",
         "ImageNet-1k image classification (1000 classes)",
     ),
+    "translation": TaskEntry(
+        "translation",
+        "apertium:*",
+        "models.translation:Translator",
+        "text translation between the installed apertium pairs (and any seq2seq model configured)",
+    ),
 }
 
 

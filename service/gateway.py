@@ -29,6 +29,7 @@ from .middleware import (
 from .multipart import install_strict_multipart
 from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import Settings, get_settings
+from .translation.endpoints import TranslationEndpoints, list_languages
 
 settings = get_settings()
 install_strict_multipart()
@@ -41,7 +42,7 @@ install_strict_multipart()
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s},
 )
-class PAIS(ClassificationEndpoints):
+class PAIS(ClassificationEndpoints, TranslationEndpoints):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
@@ -76,7 +77,11 @@ async def batch_stats(request: Request) -> JSONResponse:
 
 PAIS.mount_asgi_app(
     Starlette(
-        routes=[Route("/models", list_models, methods=["GET"]), Route("/stats", batch_stats, methods=["GET"])]
+        routes=[
+            Route("/models", list_models, methods=["GET"]),
+            Route("/stats", batch_stats, methods=["GET"]),
+            Route("/translate/languages", list_languages, methods=["GET"]),
+        ]
     ),
     path="/",
 )

@@ -21,6 +21,8 @@ from .servers import bentoml_serve, free_port, running_server, service_env
 # Limits of the shared test server, small enough that a test can cross them cheaply.
 TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TEST_MAX_IMAGES = 8
+TEST_MAX_TEXTS = 6
+TEST_MAX_TEXT_CHARS = 2000
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,8 @@ def pais_server() -> Iterator[str]:
     env = service_env(
         PAIS_MAX_REQUEST_BYTES=str(TEST_MAX_REQUEST_BYTES),
         PAIS_MAX_IMAGES_PER_REQUEST=str(TEST_MAX_IMAGES),
+        PAIS_MAX_TEXTS_PER_REQUEST=str(TEST_MAX_TEXTS),
+        PAIS_MAX_TEXT_CHARS=str(TEST_MAX_TEXT_CHARS),
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url

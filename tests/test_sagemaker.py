@@ -77,7 +77,7 @@ def invoke(url: str, body: bytes, content_type: str, attributes: str | None = No
 def test_ping_and_artifacts_from_the_model_dir(sagemaker, model_dir):
     response = httpx.get(f"{sagemaker}/ping", timeout=3)
     assert response.status_code == 200
-    (card,) = httpx.get(f"{sagemaker}/models").json()["models"]
+    (card,) = [c for c in httpx.get(f"{sagemaker}/models").json()["models"] if c["task"] == "classification"]
     assert card["details"]["loaded_from"] == str(model_dir / "classification")
     assert card["source"] == "packaged:efficientnet-lite0"  # where the artifact's weights came from
 
@@ -113,6 +113,15 @@ def test_rest_and_json_bodies(sagemaker):
         response.json()[0]["predictions"][0]["label"] in CAT_LABELS
         and len(response.json()[0]["predictions"]) == 3
     )
+
+
+def test_translate_through_invocations(sagemaker):
+    body = json.dumps({"texts": ["I would like to buy a new car."], "source": "en", "target": "es"}).encode()
+    response = invoke(sagemaker, body, "application/json", "task=translate")
+    assert response.status_code == 200, response.text
+    assert "coche nuevo" in response.json()["translations"][0]
+    unsupported = invoke(sagemaker, body.replace(b'"es"}', b'"fr"}'), "application/json", "task=translate")
+    assert unsupported.status_code == 422 and "supported pairs" in unsupported.json()["error"]
 
 
 @pytest.mark.parametrize(

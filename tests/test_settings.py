@@ -64,3 +64,16 @@ def test_model_workers_spread_over_gpus():
         "cuda:0",
     ]
     assert worker_device("cuda:1", worker_index=1, gpu_count=4) == "cuda:1"  # an explicit choice stands
+
+
+def test_translation_settings_and_booleans():
+    defaults = Settings.from_env({})
+    assert defaults.translation_model == "apertium:*" and defaults.translation_allow_pivot is False
+    assert defaults.max_text_chars == 10_000 and defaults.max_texts_per_request == 128
+    settings = Settings.from_env(
+        {"PAIS_TRANSLATION_ALLOW_PIVOT": "Yes", "PAIS_TRANSLATION_UNKNOWN_MARKS": "1"}
+    )
+    assert settings.translation_allow_pivot is True and settings.translation_unknown_marks is True
+    assert Settings.from_env({"PAIS_TRANSLATION_ALLOW_PIVOT": "off"}).translation_allow_pivot is False
+    with pytest.raises(ValueError, match="PAIS_TRANSLATION_ALLOW_PIVOT='maybe' is not a boolean"):
+        Settings.from_env({"PAIS_TRANSLATION_ALLOW_PIVOT": "maybe"})
