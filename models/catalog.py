@@ -28,6 +28,12 @@ CATALOG: dict[str, TaskEntry] = {
         "models.classification:ImageClassifier",
         "ImageNet-1k image classification (1000 classes)",
     ),
+    "speech": TaskEntry(
+        "speech",
+        "packaged:piper-joe",
+        "models.speech:SpeechSynthesizer",
+        "Text to speech (US English voice, 22.05 kHz)",
+    ),
 }
 
 
