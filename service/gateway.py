@@ -23,6 +23,7 @@ from .middleware import ApiKeyMiddleware, BodyLimitMiddleware, ErrorShapeMiddlew
 from .multipart import install_strict_multipart
 from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import get_settings
+from .speech import endpoints as speech_endpoints
 
 settings = get_settings()
 install_strict_multipart()
@@ -33,7 +34,7 @@ install_strict_multipart()
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
 )
-class PAIS(ClassificationEndpoints):
+class PAIS(ClassificationEndpoints, speech_endpoints.SpeechEndpoints):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
@@ -68,7 +69,11 @@ async def batch_stats(request: Request) -> JSONResponse:
 
 PAIS.mount_asgi_app(
     Starlette(
-        routes=[Route("/models", list_models, methods=["GET"]), Route("/stats", batch_stats, methods=["GET"])]
+        routes=[
+            Route("/models", list_models, methods=["GET"]),
+            Route("/stats", batch_stats, methods=["GET"]),
+            *speech_endpoints.ROUTES,
+        ]
     ),
     path="/",
 )

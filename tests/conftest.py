@@ -21,6 +21,7 @@ from .servers import bentoml_serve, free_port, running_server, service_env
 # Limits of the shared test server, small enough that a test can cross them cheaply.
 TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TEST_MAX_IMAGES = 8
+TEST_MAX_SPEECH_CHARS = 1000
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,7 @@ def pais_server() -> Iterator[str]:
     env = service_env(
         PAIS_MAX_REQUEST_BYTES=str(TEST_MAX_REQUEST_BYTES),
         PAIS_MAX_IMAGES_PER_REQUEST=str(TEST_MAX_IMAGES),
+        PAIS_MAX_SPEECH_CHARS=str(TEST_MAX_SPEECH_CHARS),
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
