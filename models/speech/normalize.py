@@ -138,7 +138,14 @@ def clean(text: str) -> str:
         elif category == "Cc" or category[0] == "S":
             kept.append(" ")
         # Cf (zero-width joiners, emoji variation selectors), Co, Cs, Cn are dropped
-    return "".join(kept)
+    # Punctuation standing alone ("Hello. !!!" once the emoji between is gone) would be
+    # read out ("exclamation"): it joins the word before it, or goes at a line's start.
+    text = _LONE_PUNCTUATION.sub(r"\1", "".join(kept))
+    return _LEADING_PUNCTUATION.sub("", text)
+
+
+_LONE_PUNCTUATION = re.compile(r"(?<=\S)[ \t]+([!?.,;:]+)(?=\s|$)")
+_LEADING_PUNCTUATION = re.compile(r"^[ \t]*[!?.,;:]+(?:[ \t]+|$)", re.M)
 
 
 _TYPOGRAPHY = str.maketrans(
