@@ -179,3 +179,10 @@ def test_encoded_formats_decode_to_the_same_audio(tts):
     stream = audio.streaming_wav_header(22050) + speech.pcm
     samples, rate = decode(stream)
     assert rate == 22050 and len(samples) == len(speech.pcm) // 2
+
+
+def test_batches_group_sentences_of_similar_length(tts):
+    items = [(i, [1] * length) for i, length in enumerate([50, 100, 60, 90, 20])]
+    chunks = tts._chunks(items)
+    assert [[len(ids) for _, ids in chunk] for chunk in chunks] == [[100, 90], [60, 50], [20]]
+    assert sorted(i for chunk in chunks for i, _ in chunk) == [0, 1, 2, 3, 4]

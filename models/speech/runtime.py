@@ -19,6 +19,9 @@ from ..info import ModelInfo
 from ..sources import parse_source
 from . import MAX_SPEED, MIN_SPEED, audio, loaders, text
 
+# A sentence joins a batch only if it is at least this share of the batch's longest one.
+MIN_FILL = 0.7
+
 
 class SpeechError(ValueError):
     """A sentence that cannot be synthesised; `kind` is "unspeakable"."""
@@ -130,15 +133,20 @@ class SpeechSynthesizer:
         return results
 
     def _chunks(self, items: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
-        """Longest first, so each batch holds sentences of similar length (little padding)."""
+        """Batches of sentences of similar length, longest first. A batch is padded to its
+        longest row, and VITS pads its audio frames the same way: measured on the CPU (16
+        sentences of 53..157 ids), one padded batch of 16 cost 15% more CPU time per audio
+        second than one sentence per call; with rows kept within MIN_FILL of the longest it
+        cost no more. On a GPU the batch is where the speed comes from."""
         chunks: list[list[tuple[int, list[int]]]] = []
         for item in sorted(items, key=lambda item: len(item[1]), reverse=True):
             current = chunks[-1] if chunks else None
-            # items come longest first: the chunk's padded size is its first item's length
+            longest = len(current[0][1]) if current else 0
             if (
                 current is not None
                 and len(current) < self.max_batch_size
-                and (len(current) + 1) * len(current[0][1]) <= self.max_batch_ids
+                and len(item[1]) >= MIN_FILL * longest
+                and (len(current) + 1) * longest <= self.max_batch_ids
             ):
                 current.append(item)
             else:
