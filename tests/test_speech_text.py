@@ -6,7 +6,7 @@ import pytest
 
 from models.speech import numbers
 from models.speech.normalize import normalize
-from models.speech.text import MAX_SENTENCE_CHARS, TextError, sentences, split_sentences
+from models.speech.text import MAX_SENTENCE_CHARS, SpeechError, sentences, split_sentences
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_overlong_sentences_are_cut_at_clause_marks_then_spaces():
     ],
 )
 def test_empty_and_unspeakable_text(text, kind):
-    with pytest.raises(TextError) as caught:
+    with pytest.raises(SpeechError) as caught:
         sentences(text, "en-US")
     assert caught.value.kind == kind
 

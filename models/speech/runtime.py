@@ -18,18 +18,10 @@ from ..catalog import default_source
 from ..info import ModelInfo
 from ..sources import parse_source
 from . import MAX_SPEED, MIN_SPEED, audio, loaders, text
+from .text import SpeechError
 
 # A sentence joins a batch only if it is at least this share of the batch's longest one.
 MIN_FILL = 0.7
-
-
-class SpeechError(ValueError):
-    """A sentence that cannot be synthesised; `kind` is "unspeakable"."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -93,8 +85,8 @@ class SpeechSynthesizer:
 
     def synthesize(self, text_: str, speed: float = 1.0) -> Speech:
         """Speech for a whole text: sentences synthesised as batches, joined with pauses.
-        Raises TextError for empty or unspeakable text, SpeechError for a sentence that
-        the voice cannot say."""
+        Raises SpeechError for empty or unspeakable text, or a sentence the voice cannot
+        say."""
         sentences = self.sentences(text_)
         results = self.synthesize_sentences(sentences, speed)
         for result in results:

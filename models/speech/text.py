@@ -23,8 +23,9 @@ _INITIAL = re.compile(r"(?:^|\s)[A-Z]\.$")  # "J. R. R. Tolkien" is one sentence
 _CLAUSE_END = re.compile(r"[,;:]\s")
 
 
-class TextError(ValueError):
-    """Text with nothing a voice can say; `kind` is "empty" or "unspeakable"."""
+class SpeechError(ValueError):
+    """Text, or a sentence, with nothing a voice can say; `kind` is "empty" or
+    "unspeakable"."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -34,12 +35,12 @@ class TextError(ValueError):
 
 def sentences(text: str, language: str = "en", max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
     """The speakable sentences of `text`, normalised for a voice of `language`, in order.
-    Raises TextError when the text is empty or holds nothing speakable."""
+    Raises SpeechError when the text is empty or holds nothing speakable."""
     if not text or not text.strip():
-        raise TextError("empty", "text is empty; send the words to speak in the 'text' field")
+        raise SpeechError("empty", "text is empty; send the words to speak in the 'text' field")
     found = [s for s in split_sentences(normalize(text, language), max_chars) if speakable(s)]
     if not found:
-        raise TextError(
+        raise SpeechError(
             "unspeakable",
             "text has nothing speakable (no letters or digits a voice for "
             f"{language!r} can read, after removing symbols and emoji)",

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from models.speech import MAX_SPEED, MIN_SPEED, audio
-from models.speech.text import TextError, sentences
+from models.speech.text import SpeechError, sentences
 
 from ..errors import RequestError, answers_request_errors
 from ..settings import get_settings
@@ -43,14 +43,8 @@ class SpeechEndpoints:
     @answers_request_errors
     async def synthesize(self, request: SynthesizeRequest, /) -> Annotated[bytes, ContentType("audio/*")]:
         """Speak a text: the whole audio file (WAV, FLAC or Ogg Vorbis) in one answer."""
-        card = await self.speech_card()
-        items = _sentence_items(request, card)
-        rate = card["details"]["sample_rate"]
-        outcomes = await self._synthesize(items)
-        spoken = _spoken(outcomes)
-        if not spoken:
-            raise _unspeakable(outcomes)
-        pcm = audio.join_sentences(spoken, rate)
+        card, items, rate = await self._prepare(request)
+        pcm = audio.join_sentences(_spoken(await self._synthesize(items), required=True), rate)
         body = await anyio.to_thread.run_sync(audio.encode, pcm, rate, request.format)
         return Response(
             body,
@@ -66,16 +60,11 @@ class SpeechEndpoints:
     @answers_request_errors
     async def synthesize_stream(self, request: StreamRequest, /) -> Annotated[bytes, ContentType("audio/*")]:
         """Speak a text as a stream: audio is sent sentence by sentence as it is ready."""
-        card = await self.speech_card()
-        items = _sentence_items(request, card)
-        rate = card["details"]["sample_rate"]
+        card, items, rate = await self._prepare(request)
         groups = _stream_groups(items, settings.speech_max_batch_size)
         # The first sentence is synthesised before the answer starts, so that a failure is
         # still a proper error status; later groups run while earlier audio is sent.
-        outcomes = await self._synthesize(groups[0])
-        first = _spoken(outcomes)
-        if not first and len(groups) == 1:
-            raise _unspeakable(outcomes)
+        first = _spoken(await self._synthesize(groups[0]), required=len(groups) == 1)
         header = audio.streaming_wav_header(rate) if request.format == "wav" else b""
         return StreamingResponse(
             self._stream(header, first, groups[1:], rate),
@@ -104,6 +93,11 @@ class SpeechEndpoints:
     def _next_group(self, groups: Iterator[list[SentenceItem]]) -> asyncio.Future[list[SentenceAudio]] | None:
         group = next(groups, None)
         return asyncio.ensure_future(self._synthesize(group)) if group else None
+
+    async def _prepare(self, request: SynthesizeRequest) -> tuple[dict[str, Any], list[SentenceItem], int]:
+        """The speech card, the request's sentences and the voice's sample rate."""
+        card = await self.speech_card()
+        return card, _sentence_items(request, card), card["details"]["sample_rate"]
 
     async def _synthesize(self, items: list[SentenceItem]) -> list[SentenceAudio]:
         outcomes = await self.speech.to_async.synthesize_batch(items)
@@ -150,25 +144,24 @@ def _sentence_items(request: SynthesizeRequest, card: dict[str, Any]) -> list[Se
         )
     try:
         found = sentences(request.text, card["details"]["language"])
-    except TextError as error:
+    except SpeechError as error:
         raise RequestError(TEXT_ERROR_STATUS[error.kind], error.message) from None
     return [SentenceItem(text=sentence, speed=request.speed) for sentence in found]
 
 
-def _spoken(outcomes: list[SentenceAudio]) -> list[bytes]:
+def _spoken(outcomes: list[SentenceAudio], required: bool = False) -> list[bytes]:
     """The audio of each spoken sentence. A sentence the voice could not say (its slot has
-    an error) is left out, as a reader would skip it."""
+    an error) is left out, as a reader would skip it; with `required`, having none is a 422."""
     for outcome in outcomes:
         if outcome.error is not None:
             log.info("sentence skipped: %s", outcome.error.message)
-    return [o.pcm for o in outcomes if o.pcm is not None]
-
-
-def _unspeakable(outcomes: list[SentenceAudio]) -> RequestError:
-    reason = next((o.error.message for o in outcomes if o.error is not None), "no audio")
-    return RequestError(
-        HTTPStatus.UNPROCESSABLE_ENTITY, f"nothing in the text could be spoken by this voice: {reason}"
-    )
+    spoken = [o.pcm for o in outcomes if o.pcm is not None]
+    if required and not spoken:
+        reason = next((o.error.message for o in outcomes if o.error is not None), "no audio")
+        raise RequestError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, f"nothing in the text could be spoken by this voice: {reason}"
+        )
+    return spoken
 
 
 def _stream_groups(items: list[SentenceItem], largest: int) -> list[list[SentenceItem]]:
