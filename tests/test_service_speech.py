@@ -129,6 +129,26 @@ def test_the_voice_can_be_named(pais_server):
     assert response.status_code == 200 and response.headers["x-voice"] == "en_US-joe-medium"
 
 
+def test_sagemaker_invocations_reach_the_speech_endpoint(pais_server):
+    response = httpx.post(
+        f"{pais_server}/invocations",
+        json={"text": "Hello there.", "format": "flac"},
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "task=synthesize"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/flac"
+    samples, rate = decode(response.content)
+    assert rate == 22050 and rms(samples) > SILENCE_RMS
+    bad = httpx.post(
+        f"{pais_server}/invocations",
+        json={"text": ""},
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "task=synthesize"},
+        timeout=60,
+    )
+    assert bad.status_code == 400 and "text is empty" in bad.json()["error"]
+
+
 # name -> (route, JSON body or raw content, expected status, text the error must contain)
 BAD_REQUESTS: dict[str, tuple[str, object, int, str]] = {
     "empty text": ("/synthesize", {"text": ""}, 400, "text is empty"),

@@ -26,6 +26,7 @@ from models.speech import MAX_SPEED, MIN_SPEED, audio
 from models.speech.text import SpeechError, sentences
 
 from ..errors import RequestError, answers_request_errors
+from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from .schemas import SentenceAudio, SentenceItem, StreamRequest, SynthesizeRequest
 from .worker import SpeechSynthesis
@@ -38,6 +39,8 @@ TEXT_ERROR_STATUS = {"empty": HTTPStatus.BAD_REQUEST, "unspeakable": HTTPStatus.
 
 class SpeechEndpoints:
     speech = bentoml.depends(SpeechSynthesis)
+    # SageMaker /invocations with `task=synthesize`: the JSON body of POST /synthesize.
+    invocation_routes = (InvocationRoute("synthesize", "/synthesize"),)
 
     @bentoml.api(route="/synthesize")
     @answers_request_errors
