@@ -98,9 +98,11 @@ class SpeechEndpoints:
         return asyncio.ensure_future(self._synthesize(group)) if group else None
 
     async def _prepare(self, request: SynthesizeRequest) -> tuple[dict[str, Any], list[SentenceItem], int]:
-        """The speech card, the request's sentences and the voice's sample rate."""
+        """The speech card, the request's sentences and the voice's sample rate. Normalising
+        a long text takes milliseconds of regular expressions: off the event loop."""
         card = await self.speech_card()
-        return card, _sentence_items(request, card), card["details"]["sample_rate"]
+        items = await anyio.to_thread.run_sync(_sentence_items, request, card)
+        return card, items, card["details"]["sample_rate"]
 
     async def _synthesize(self, items: list[SentenceItem]) -> list[SentenceAudio]:
         outcomes = await self.speech.to_async.synthesize_batch(items)
