@@ -34,6 +34,12 @@ CATALOG: dict[str, TaskEntry] = {
         "models.translation:Translator",
         "text translation between the installed apertium pairs (and any seq2seq model configured)",
     ),
+    "speech": TaskEntry(
+        "speech",
+        "packaged:piper-joe",
+        "models.speech:SpeechSynthesizer",
+        "Text to speech (US English voice, 22.05 kHz)",
+    ),
 }
 
 

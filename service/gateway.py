@@ -29,6 +29,7 @@ from .middleware import (
 from .multipart import install_strict_multipart
 from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import Settings, get_settings
+from .speech import endpoints as speech_endpoints
 from .translation.endpoints import TranslationEndpoints, list_languages
 
 settings = get_settings()
@@ -42,7 +43,7 @@ install_strict_multipart()
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s},
 )
-class PAIS(ClassificationEndpoints, TranslationEndpoints):
+class PAIS(ClassificationEndpoints, TranslationEndpoints, speech_endpoints.SpeechEndpoints):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
@@ -81,6 +82,7 @@ PAIS.mount_asgi_app(
             Route("/models", list_models, methods=["GET"]),
             Route("/stats", batch_stats, methods=["GET"]),
             Route("/translate/languages", list_languages, methods=["GET"]),
+            *speech_endpoints.ROUTES,
         ]
     ),
     path="/",

@@ -97,6 +97,20 @@ class Settings:
     translation_generation_batch: int = _setting(
         64, "Sentences per generate() call of a neural translation model.", 1
     )
+    # speech synthesis
+    speech_model: str = _setting(
+        default_source("speech"),
+        "Source URI of the speech synthesis voice (packaged:, hf:, s3://, a directory).",
+    )
+    speech_workers: int = _setting(
+        1, "Worker processes of the speech model service (each holds a voice copy).", 1
+    )
+    max_speech_chars: int = _setting(
+        5000, "Most characters of text in one /synthesize or /synthesize/stream request (413 beyond).", 1
+    )
+    speech_max_batch_size: int = _setting(
+        32, "Largest batch of sentences adaptive batching forms for the speech voice.", 1
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

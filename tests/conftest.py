@@ -23,6 +23,7 @@ TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TEST_MAX_IMAGES = 8
 TEST_MAX_TEXTS = 6
 TEST_MAX_TEXT_CHARS = 2000
+TEST_MAX_SPEECH_CHARS = 1000
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,7 @@ def pais_server() -> Iterator[str]:
         PAIS_MAX_IMAGES_PER_REQUEST=str(TEST_MAX_IMAGES),
         PAIS_MAX_TEXTS_PER_REQUEST=str(TEST_MAX_TEXTS),
         PAIS_MAX_TEXT_CHARS=str(TEST_MAX_TEXT_CHARS),
+        PAIS_MAX_SPEECH_CHARS=str(TEST_MAX_SPEECH_CHARS),
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
