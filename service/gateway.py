@@ -27,6 +27,7 @@ from .middleware import (
     ErrorShapeMiddleware,
 )
 from .multipart import install_strict_multipart
+from .recommendation.endpoints import RecommendationEndpoints
 from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import Settings, get_settings
 from .speech import endpoints as speech_endpoints
@@ -43,7 +44,12 @@ install_strict_multipart()
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s},
 )
-class PAIS(ClassificationEndpoints, TranslationEndpoints, speech_endpoints.SpeechEndpoints):
+class PAIS(
+    ClassificationEndpoints,
+    TranslationEndpoints,
+    speech_endpoints.SpeechEndpoints,
+    RecommendationEndpoints,
+):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
