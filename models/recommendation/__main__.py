@@ -24,8 +24,7 @@ STORE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
 
 
 def parser() -> argparse.ArgumentParser:
-    from .ials import IALSConfig
-    from .training import Holdout
+    from .recipe import Holdout, IALSConfig
 
     defaults, holdout = IALSConfig(), Holdout()
     p = argparse.ArgumentParser(prog="python -m models.recommendation", description=__doc__.split("\n\n")[0])
@@ -88,16 +87,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..device import Placement, choose_placement
+    from ..device import choose_placement
     from ..info import ModelInfo
     from .data import read_interactions, read_items
-    from .ials import IALSConfig
-    from .runtime import Recommender
+    from .recipe import Holdout, IALSConfig, Recipe
     from .state import TASK
     from .text_encoder import TextEncoder
-    from .training import Holdout, Recipe, data_digest, train
+    from .training import data_digest, train
 
     recipe = Recipe(
         IALSConfig(args.factors, args.regularization, args.alpha, args.iterations, seed=args.seed),
@@ -136,16 +132,15 @@ def train_command(args: argparse.Namespace) -> int:
     for label, key in (("iALS", "model"), ("popularity", "popularity")):
         row = evaluation[key]
         print(f"{label:12}{row['recall@10']:10.4f}{row['ndcg@10']:10.4f}")
-    runtime = Recommender(state, Placement(torch.device("cpu"), torch.float32, channels_last=False))
     if args.output:
-        runtime.save(args.output)
+        state.save(args.output)
         print(f"snapshot written to {args.output} (PAIS_RECOMMENDATION_MODEL={args.output.resolve()})")
     if not args.no_store:
         # models/ knows nothing of BentoML; the store belongs to the service layer, so the
         # one command that must write into it borrows the service's helper for it.
         from service.model_store import store_runtime
 
-        tag = store_runtime(args.name, TASK, runtime)
+        tag = store_runtime(args.name, TASK, state)
         print(f"stored {tag} in the BentoML model store")
         print(f"serve it with PAIS_RECOMMENDATION_MODEL=bentoml:{args.name}")
     return 0

@@ -199,27 +199,29 @@ def _rows(path: Path, name: str) -> Iterator[tuple[list[Any], str]]:
 
 def _csv_rows(path: Path, name: str, delimiter: str) -> Iterator[tuple[list[Any], str]]:
     opener: Callable[..., Any] = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+    with opener(path, "rb") as handle:
+        reader = csv.reader(_utf8_lines(handle, name), delimiter=delimiter, strict=True)
         while True:
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise DataError(
-                    f"{name} line {reader.line_num}: malformed {_kind(delimiter)}: {exc}"
-                ) from None
-            except UnicodeDecodeError:
-                raise DataError(f"{name} line {reader.line_num + 1}: not UTF-8 text") from None
+                kind = "TSV" if delimiter == "\t" else "CSV"
+                raise DataError(f"{name} line {reader.line_num}: malformed {kind}: {exc}") from None
             except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
                 raise DataError(f"{name}: cannot be read: {exc}") from None
             if values:  # blank lines carry nothing
                 yield values, f"{name} line {reader.line_num}"
 
 
-def _kind(delimiter: str) -> str:
-    return "TSV" if delimiter == "\t" else "CSV"
+def _utf8_lines(handle: Any, name: str) -> Iterator[str]:
+    """Lines decoded one at a time, so a decoding error names its own line."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{name} line {number}: not UTF-8 text") from None
 
 
 def _parquet_rows(path: Path, name: str) -> Iterator[tuple[list[Any], str]]:

@@ -59,7 +59,7 @@ class ItemIndex:
         self,
         queries: torch.Tensor,
         k: int | Sequence[int],
-        exclude: Sequence[Sequence[int]] | None = None,
+        exclude: Sequence[Sequence[int] | torch.Tensor] | None = None,
         scaled: bool = False,
     ) -> list[Hits]:
         """Best `k` items per query row (k per row or one for all), never an excluded or an
@@ -70,11 +70,11 @@ class ItemIndex:
             scores *= self.norms
         if not self.all_valid:
             scores.masked_fill_(~self.valid, float("-inf"))
-        if exclude and any(exclude):
-            rows = [row for row, items in enumerate(exclude) for _ in items]
-            cols = [item for items in exclude for item in items]
-            device = scores.device
-            scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
+        if exclude and any(len(items) for items in exclude):
+            lists = [torch.as_tensor(items, dtype=torch.long) for items in exclude]
+            rows = torch.repeat_interleave(torch.arange(len(lists)), torch.tensor([len(x) for x in lists]))
+            cols = torch.cat(lists)
+            scores[rows.to(scores.device), cols.to(scores.device)] = float("-inf")
         top_scores, top_indices = scores.topk(min(max(ks), len(self)), dim=1)
         top_scores, top_indices = top_scores.float().cpu().tolist(), top_indices.cpu().tolist()
         hits = []

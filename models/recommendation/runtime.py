@@ -65,6 +65,16 @@ class Recommendation:
     items: list[ScoredItem]  # best first
 
 
+@dataclass
+class _Row:
+    """An ask waiting for its matrix product: the slot it answers, what its query vector is
+    made from (a user's factors, the indices of liked items, or text), what to leave out."""
+
+    slot: int
+    source: torch.Tensor | list[int] | str
+    exclude: Sequence[int] | torch.Tensor
+
+
 class RecommendationError(Exception):
     """A request this model cannot answer: `kind` is unknown_item or unsupported."""
 
@@ -147,32 +157,26 @@ class Recommender:
     def recommend_many(self, asks: Sequence[Ask]) -> list[Recommendation | RecommendationError]:
         """One answer or RecommendationError per ask, so one bad ask never fails a batch."""
         results: list[Recommendation | RecommendationError | None] = [None] * len(asks)
-        personal: list[
-            tuple[int, torch.Tensor | list[int], list[int]]
-        ] = []  # slot, user row | liked, exclude
-        content: list[tuple[int, str | list[int], list[int]]] = []  # slot, query | liked, exclude
+        personal: list[_Row] = []  # scored against the collaborative item matrix
+        content: list[_Row] = []  # scored against the content item matrix
         for slot, ask in enumerate(asks):
             if ask.query is not None:
                 if self.content is None or self.encoder is None:
                     results[slot] = _no_content(self.name)
                 else:
-                    content.append((slot, ask.query, []))
+                    content.append(_Row(slot, ask.query, []))
             elif ask.liked_items is not None:
                 liked, error = self._items(ask.liked_items)
+                exclude = liked if ask.exclude_seen else []
                 if error:
                     results[slot] = error
-                    continue
-                exclude = liked if ask.exclude_seen else []
-                rankable = [i for i in liked if self.collaborative.rankable[i]]
-                if rankable:
-                    personal.append((slot, rankable, exclude))
+                elif rankable := [i for i in liked if self.collaborative.rankable[i]]:
+                    personal.append(_Row(slot, rankable, exclude))
                 elif self.content is not None and any(self.content.rankable[i] for i in liked):
-                    content.append((slot, liked, exclude))
+                    content.append(_Row(slot, liked, exclude))  # cold items only: their text
                 else:
                     results[slot] = RecommendationError(
-                        "unsupported",
-                        "none of liked_items has interactions or text to rank by",
-                        ask.liked_items,
+                        "unsupported", "none of liked_items has interactions or text", list(ask.liked_items)
                     )
             else:
                 user = self.user_index.get(ask.user_id)  # type: ignore[arg-type]
@@ -180,7 +184,7 @@ class Recommender:
                     results[slot] = self._popular(ask.k)
                 else:
                     exclude = self.state.seen(user) if ask.exclude_seen else []
-                    personal.append((slot, self.user_factors[user], exclude))
+                    personal.append(_Row(slot, self.user_factors[user], exclude))
         if personal:
             self._rank_personal(personal, asks, results)
         if content:
@@ -219,36 +223,38 @@ class Recommender:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _rank_personal(self, batch: list, asks: Sequence[Ask], results: list) -> None:
-        folded = [entry for entry in batch if isinstance(entry[1], list)]
-        vectors: dict[int, torch.Tensor] = {slot: row for slot, row, _ in batch if not isinstance(row, list)}
+    def _rank_personal(self, rows: list[_Row], asks: Sequence[Ask], results: list) -> None:
+        """Known users' factors and folded-in new users' vectors: one product, one top-k."""
+        folded = [row for row in rows if isinstance(row.source, list)]
         if folded:
-            liked = [self.collaborative.vectors(rows, scaled=True) for _, rows, _ in folded]
-            solved = ials.fold_in(liked, self.gram, self.alpha)
-            vectors.update({slot: row for (slot, _, _), row in zip(folded, solved, strict=True)})
-        slots = [slot for slot, _, _ in batch]
-        queries = torch.stack([vectors[slot].float() for slot in slots])
+            liked = [self.collaborative.vectors(row.source, scaled=True) for row in folded]  # type: ignore[arg-type]
+            for row, vector in zip(folded, ials.fold_in(liked, self.gram, self.alpha), strict=True):
+                row.source = vector
+        queries = torch.stack([row.source.float() for row in rows])  # type: ignore[union-attr]
         hits = self.collaborative.top_k(
-            queries, [asks[s].k for s in slots], [exclude for _, _, exclude in batch], scaled=True
+            queries, [asks[row.slot].k for row in rows], [row.exclude for row in rows], scaled=True
         )
-        for slot, hit in zip(slots, hits, strict=True):
-            results[slot] = self._answer(PERSONAL, hit)
+        for row, hit in zip(rows, hits, strict=True):
+            results[row.slot] = self._answer(PERSONAL, hit)
 
-    def _rank_content(self, batch: list, asks: Sequence[Ask], results: list) -> None:
+    def _rank_content(self, rows: list[_Row], asks: Sequence[Ask], results: list) -> None:
+        """Text queries (encoded together) and new users whose liked items have text but no
+        interactions (their items' centroid): one product, one top-k."""
         assert self.content is not None and self.encoder is not None
-        texts = [source for _, source, _ in batch if isinstance(source, str)]
+        texts = [row.source for row in rows if isinstance(row.source, str)]
         encoded = iter(self.encoder.encode(texts)) if texts else iter(())
         queries = []
-        for _, source, _ in batch:
-            if isinstance(source, str):
+        for row in rows:
+            if isinstance(row.source, str):
                 queries.append(next(encoded))
-            else:  # a new user whose liked items have text but no interactions: their centroid
-                rows = [i for i in source if self.content.rankable[i]]
-                queries.append(torch.nn.functional.normalize(self.content.vectors(rows).mean(0), dim=0))
-        slots = [slot for slot, _, _ in batch]
-        hits = self.content.top_k(torch.stack(queries), [asks[s].k for s in slots], [e for _, _, e in batch])
-        for slot, hit in zip(slots, hits, strict=True):
-            results[slot] = self._answer(CONTENT, hit)
+            else:
+                items = [i for i in row.source if self.content.rankable[i]]  # type: ignore[union-attr]
+                queries.append(torch.nn.functional.normalize(self.content.vectors(items).mean(0), dim=0))
+        hits = self.content.top_k(
+            torch.stack(queries), [asks[row.slot].k for row in rows], [row.exclude for row in rows]
+        )
+        for row, hit in zip(rows, hits, strict=True):
+            results[row.slot] = self._answer(CONTENT, hit)
 
     def _popular(self, k: int) -> Recommendation:
         top = self.popular[:k]

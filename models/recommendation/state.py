@@ -42,8 +42,12 @@ class RecommenderState:
     encoder_dir: Path | None  # the text encoder's files
     encoder_info: ModelInfo | None
 
-    def seen(self, user: int) -> list[int]:
-        return self.seen_items[self.seen_indptr[user] : self.seen_indptr[user + 1]].tolist()
+    def seen(self, user: int) -> torch.Tensor:
+        """Indices of the items `user` interacted with."""
+        return self.seen_items[self.seen_indptr[user] : self.seen_indptr[user + 1]]
+
+    def save(self, directory: str | Path) -> None:
+        save(self, Path(directory))
 
 
 def save(state: RecommenderState, directory: Path) -> None:

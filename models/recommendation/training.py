@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,40 +23,9 @@ import torch
 from ..info import ModelInfo
 from . import ials
 from .data import DataError, Interactions, ItemTable
+from .recipe import Holdout, Recipe
 from .state import RecommenderState
 from .text_encoder import TextEncoder
-
-# Bump when a change to the training code changes the model a recipe produces: stored
-# models record it, so `make models` knows when to retrain.
-TRAINER_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Holdout:
-    fraction: float = 0.2
-    min_user_items: int = 5
-    k: int = 10
-    max_users: int = 20_000  # users evaluated at most (a seeded sample beyond)
-    seed: int = 0
-
-    def describe(self, timed: bool) -> str:
-        order = "most recent" if timed else "a random (seeded)"
-        return (
-            f"per user, {order} {self.fraction:.0%} of items held out "
-            f"(users with at least {self.min_user_items} items)"
-        )
-
-
-@dataclass(frozen=True)
-class Recipe:
-    ials: ials.IALSConfig = field(default_factory=ials.IALSConfig)
-    holdout: Holdout = field(default_factory=Holdout)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"trainer": TRAINER_VERSION, "ials": self.ials.to_dict(), "holdout": asdict(self.holdout)}
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def holdout_mask(interactions: Interactions, holdout: Holdout) -> np.ndarray:
@@ -166,12 +134,13 @@ def train(
     items: ItemTable | None,
     *,
     info: ModelInfo,
-    recipe: Recipe = Recipe(),
+    recipe: Recipe | None = None,
     encoder: TextEncoder | None = None,
     device: torch.device | str = "cpu",
 ) -> RecommenderState:
     """Evaluate `recipe` on a hold-out split, then fit it on everything. `info` names the
     model (its details get the evaluation and the data's sizes)."""
+    recipe = recipe or Recipe()
     evaluation = evaluate(interactions, recipe, device)
     users = torch.as_tensor(interactions.users, device=device)
     items_seen = torch.as_tensor(interactions.items, device=device)
