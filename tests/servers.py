@@ -74,24 +74,20 @@ def _wait_ready(process: subprocess.Popen, ready_url: str, log_path: str, timeou
 
 
 def stop(process: subprocess.Popen, grace_s: float = 30) -> int:
-    """SIGTERM the server and each of its worker processes, SIGKILL what is left after
-    `grace_s`. BentoML's workers run in sessions of their own, out of reach of a process
-    group signal; and with two or more model services its arbiter did not pass SIGTERM on
-    to the entry worker, which then outlived a killed arbiter, port and all."""
+    """SIGTERM the server, SIGKILL it after `grace_s`, then kill any of its workers still
+    running: BentoML's workers run in sessions of their own, out of reach of a process group
+    signal, and a hung one would outlive its killed arbiter, port and all."""
     if process.poll() is None:
         workers = _descendants(process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        for worker in workers:
-            with contextlib.suppress(psutil.Error):
-                worker.terminate()
         try:
             process.wait(grace_s)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        for worker in workers:  # by now a worker still running is hung: nothing to wait for
+        for worker in workers:
             with contextlib.suppress(psutil.Error):
                 worker.kill()
     return process.returncode

@@ -162,6 +162,18 @@ def test_models_lists_the_recommender_and_its_encoder(pais_server):
     assert cards["all-MiniLM-L6-v2"]["licence"].startswith("apache-2.0")
 
 
+def test_sagemaker_invocations_reach_the_same_endpoints(pais_server):
+    def invoke(body: dict, task: str) -> httpx.Response:
+        headers = {"X-Amzn-SageMaker-Custom-Attributes": f"task={task}"}
+        return httpx.post(f"{pais_server}/invocations", json=body, headers=headers, timeout=60)
+
+    direct = post(pais_server, "recommend", {"user_id": "196", "k": 5})
+    assert item_ids(invoke({"user_id": "196", "k": 5}, "recommend")) == item_ids(direct)
+    assert invoke({"task": "similar_items", "item_id": STAR_WARS}, "recommend").json()["item_id"] == STAR_WARS
+    refused = invoke({"item_id": "99999"}, "similar_items")
+    assert refused.status_code == 404 and "99999" in refused.json()["error"]
+
+
 def test_concurrent_requests_are_batched(pais_server):
     before = httpx.get(f"{pais_server}/stats").json()["recommendation"].get("recommend_batch", {})
     users = [str(u) for u in range(1, 65)]

@@ -11,6 +11,7 @@ from typing import Any
 import bentoml
 
 from ..errors import RequestError, answers_request_errors
+from ..sagemaker import InvocationRoute
 from .schemas import (
     RecommendationErrorOut,
     RecommendationOut,
@@ -28,6 +29,11 @@ ERROR_STATUS = {"unknown_item": HTTPStatus.NOT_FOUND, "unsupported": HTTPStatus.
 
 class RecommendationEndpoints:
     recommendation = bentoml.depends(RecommendationModel)
+    # SageMaker /invocations: JSON bodies as these endpoints take them
+    invocation_routes = (
+        InvocationRoute("recommend", "/recommend"),
+        InvocationRoute("similar_items", "/similar_items"),
+    )
 
     @bentoml.api(route="/recommend")
     @answers_request_errors

@@ -5,7 +5,6 @@ A request the model cannot answer (an unknown item id) comes back as an error in
 and never fails the other requests of its batch.
 """
 
-import os
 from typing import Any
 
 import bentoml
@@ -34,10 +33,6 @@ BATCHING = {
 @bentoml.service(**model_service_options("pais-recommendation", settings.recommendation_workers, settings))
 class RecommendationModel(ModelService):
     def __init__(self) -> None:
-        # With the HF tokenizers thread pool enabled in this worker, `bentoml serve` ignored
-        # SIGTERM (its arbiter waited out the graceful timeout and the entry worker lived on).
-        # Queries are a few words each: the pool buys nothing here.
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from models.recommendation import Recommender  # torch only in model workers
 
         self.runtime = Recommender.load(
