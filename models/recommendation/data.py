@@ -75,12 +75,7 @@ class ItemTable:
 
 def read_interactions(location: str | Path, *, min_rating: float | None = None) -> Interactions:
     """Read interactions from a local path or s3:// URI; raises DataError naming the bad line."""
-    path, name = _local(location)
-    rows = _rows(path, name)
-    header, where = next(rows, (None, ""))
-    if header is None:
-        raise DataError(f"{name} is empty; expected a header row with user and item columns")
-    columns = _columns(header, name)
+    name, header, columns, rows = _table(location, "user and item columns")
     user_col = _find(columns, USER_COLUMNS, name, header, required=True)
     item_col = _find(columns, ITEM_COLUMNS, name, header, required=True)
     rating_col = _find(columns, RATING_COLUMNS, name, header)
@@ -124,12 +119,7 @@ def read_interactions(location: str | Path, *, min_rating: float | None = None) 
 
 def read_items(location: str | Path, *, genre_separator: str = "|") -> ItemTable:
     """Read an item table (item plus title/year/genres/description); DataError on bad rows."""
-    path, name = _local(location)
-    rows = _rows(path, name)
-    header, _ = next(rows, (None, ""))
-    if header is None:
-        raise DataError(f"{name} is empty; expected a header row with an item column")
-    columns = _columns(header, name)
+    name, header, columns, rows = _table(location, "an item column")
     item_col = _find(columns, ITEM_COLUMNS, name, header, required=True)
     optional = {
         key: _find(columns, aliases, name, header)
@@ -174,6 +164,18 @@ def item_text(title: str, year: str, genres: list[str], description: str = "") -
 
 
 # --- files ---------------------------------------------------------------------------------
+
+
+def _table(
+    location: str | Path, expected: str
+) -> tuple[str, list[Any], dict[str, int], Iterator[tuple[list[Any], str]]]:
+    """(name for errors, header, column positions, the remaining rows) of a table file."""
+    path, name = _local(location)
+    rows = _rows(path, name)
+    header, _ = next(rows, (None, ""))
+    if header is None:
+        raise DataError(f"{name} is empty; expected a header row with {expected}")
+    return name, header, _columns(header, name), rows
 
 
 def _local(location: str | Path) -> tuple[Path, str]:
