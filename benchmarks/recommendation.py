@@ -1,7 +1,7 @@
 """Recommendation throughput: raw scoring against the served endpoint in one run, and how
 scoring time grows with the size of the catalogue.
 
-    .venv/bin/python -m benchmarks.recommendation [--url http://host:3000] [--seconds 10]
+    .venv/bin/python -m benchmarks.recommendation [--url http://host:3000] [--seconds 10] [--threads N]
 
 1. Raw runtime (the default model: 943 users, 1,682 items, 64 factors): personal
    recommendations for random known users, seen items excluded, k=10, at batch 1 and 64.
@@ -10,7 +10,8 @@ scoring time grows with the size of the catalogue.
 3. Scoring alone (one matrix product + top-10 on the device, what every request costs)
    over synthetic item tables of 1.7k to 1M items with 64-d embeddings, batch 1 and 64.
 Client and server share this machine's cores, so the service figures include the load
-generator's own cost.
+generator's own cost. --threads sets torch's intra-op threads of this process (the raw and
+scoring figures; the server keeps its own).
 """
 
 from __future__ import annotations
@@ -33,14 +34,21 @@ FACTORS = 64
 
 
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    p = parser(__doc__)
+    p.add_argument("--threads", type=int, help="torch intra-op threads here (default: torch's choice)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = get_settings()
     runtime = Recommender.load(
         resolve_source("recommendation", settings), device=settings.device, dtype=settings.dtype
     )
     users = list(runtime.state.user_ids)
     pick = random.Random(0)
-    print(f"model {runtime.name} on {runtime.placement.describe()}, {os.cpu_count()} CPUs")
+    print(
+        f"model {runtime.name} on {runtime.placement.describe()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads here, load average {os.getloadavg()[0]:.1f}"
+    )
 
     def raw(batch: int) -> Measurement:
         return timed(
@@ -76,7 +84,10 @@ def scaling(seconds: float, device: str, dtype: str) -> None:
     """Matrix product + top-10 over synthetic catalogues: ms per call and growth."""
     placement = choose_placement(device, dtype, channels_last=False)
     generator = torch.Generator().manual_seed(0)
-    print(f"\nscoring vs catalogue size ({FACTORS}-d embeddings, top-10, {placement.describe()})")
+    print(
+        f"\nscoring vs catalogue size ({FACTORS}-d embeddings, top-10, {placement.describe()}, "
+        f"{torch.get_num_threads()} threads)"
+    )
     print(f"{'items':>10} {'batch 1 ms':>11} {'batch 64 ms':>12} {'req/s at 64':>12} {'growth (64)':>12}")
     first = None
     for size in CATALOGUE_SIZES:
