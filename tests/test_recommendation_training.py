@@ -65,9 +65,11 @@ def test_malformed_csv_names_the_bad_line(tmp_path):
     )
 
 
-def test_bad_names_are_refused_before_training(tmp_path):
+def test_bad_names_and_options_are_refused_before_training(tmp_path):
     result = run_cli("--interactions", "/nonexistent.csv", "--name", "My Recs", home=tmp_path)
     assert result.returncode == 2 and "--name 'My Recs'" in result.stderr
+    result = run_cli("--interactions", "/nonexistent.csv", "--name", "x", "--holdout", "1", home=tmp_path)
+    assert result.returncode == 2 and "--holdout must be between 0 and 1" in result.stderr
 
 
 def test_train_prints_the_evaluation_and_stores_a_servable_model(shop_data, tmp_path):

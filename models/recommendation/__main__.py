@@ -73,6 +73,20 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    wrong = [
+        message
+        for message, bad in (
+            ("--factors must be at least 1", args.factors < 1),
+            ("--iterations must be at least 1", args.iterations < 1),
+            ("--regularization must be above 0", args.regularization <= 0),
+            ("--alpha must not be negative", args.alpha < 0),
+            ("--holdout must be between 0 and 1", not 0 < args.holdout < 1),
+        )
+        if bad
+    ]
+    if wrong:
+        print(f"error: {'; '.join(wrong)}", file=sys.stderr)
+        return 2
     if args.no_store and args.output is None:
         print("error: --no-store needs --output, or the trained model goes nowhere", file=sys.stderr)
         return 2

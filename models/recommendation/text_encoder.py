@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,6 +74,9 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         self.model = AutoModel.from_pretrained(directory).eval().to(placement.device, placement.dtype)
         self.dimension = int(self.model.config.hidden_size)
+        # A fast tokenizer refuses concurrent use ("Already borrowed"); a service may call
+        # encode from several threads.
+        self._lock = threading.Lock()
         self.info = info.with_details(dimension=self.dimension, placement=placement.describe())
 
     @classmethod
@@ -88,13 +92,14 @@ class TextEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for lo in range(0, len(order), batch_size):
             chunk = order[lo : lo + batch_size]
-            batch = self.tokenizer(
-                [texts[i] for i in chunk],
-                padding=True,
-                truncation=True,
-                max_length=MAX_TOKENS,
-                return_tensors="pt",
-            ).to(self.placement.device)
+            with self._lock:
+                batch = self.tokenizer(
+                    [texts[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=MAX_TOKENS,
+                    return_tensors="pt",
+                ).to(self.placement.device)
             hidden = self.model(**batch).last_hidden_state.float()
             mask = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)

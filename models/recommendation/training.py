@@ -27,6 +27,8 @@ from .recipe import Holdout, Recipe
 from .state import RecommenderState
 from .text_encoder import TextEncoder
 
+SCORE_ELEMENTS = 1 << 25  # (users x items) scores evaluated at once: 128 MiB in fp32
+
 
 def holdout_mask(interactions: Interactions, holdout: Holdout) -> np.ndarray:
     """Boolean per interaction: True where it is held out for testing."""
@@ -54,7 +56,6 @@ def ranking_metrics(
     users: torch.Tensor,
     shape: tuple[int, int],
     k: int,
-    chunk: int = 1024,
 ) -> dict[str, float]:
     """Mean recall@k and NDCG@k over `users`, ranking every item not seen in training.
 
@@ -63,6 +64,7 @@ def ranking_metrics(
     `shape` is (n_users, n_items)."""
     n_users, n_items = shape
     device = users.device
+    chunk = max(1, min(1024, SCORE_ELEMENTS // n_items))
     discount = 1.0 / torch.log2(torch.arange(2, k + 2, device=device, dtype=torch.float64))
     ideal = discount.cumsum(0)
     recall_sum = ndcg_sum = 0.0
