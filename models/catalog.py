@@ -40,6 +40,12 @@ CATALOG: dict[str, TaskEntry] = {
         "models.speech:SpeechSynthesizer",
         "Text to speech (US English voice, 22.05 kHz)",
     ),
+    "recommendation": TaskEntry(
+        "recommendation",
+        "packaged:movielens-100k",
+        "models.recommendation:Recommender",
+        "iALS recommendations trained on MovieLens-100K, content embeddings for cold start",
+    ),
 }
 
 

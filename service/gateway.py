@@ -9,6 +9,7 @@ from every model service found on the class.
 Serve it with `bentoml serve service.gateway:PAIS` (what `make serve` does).
 """
 
+import asyncio
 import math
 from typing import Any
 
@@ -27,6 +28,7 @@ from .middleware import (
     ErrorShapeMiddleware,
 )
 from .multipart import install_strict_multipart
+from .recommendation.endpoints import RecommendationEndpoints
 from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import Settings, get_settings
 from .speech import endpoints as speech_endpoints
@@ -34,18 +36,34 @@ from .translation.endpoints import TranslationEndpoints, list_languages
 
 settings = get_settings()
 install_strict_multipart()
+MODEL_READY_TIMEOUT_S = 5  # BentoML's own probe timeout
 
 
 # No BentoML max_concurrency here: its limiter sits outside the service's middleware and
 # would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
+# BentoML's own dependency probe in /readyz lets a timeout escape while a model service is
+# still loading; its timeout middleware then holds that request for the whole request timeout,
+# and shutdown waits for it (SIGTERM took up to PAIS_REQUEST_TIMEOUT_S once two model services
+# loaded side by side). __is_ready__ below probes the model services instead.
 @bentoml.service(
     name="pais",
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s},
+    runner_probe={"enabled": False},
 )
-class PAIS(ClassificationEndpoints, TranslationEndpoints, speech_endpoints.SpeechEndpoints):
+class PAIS(
+    ClassificationEndpoints,
+    TranslationEndpoints,
+    speech_endpoints.SpeechEndpoints,
+    RecommendationEndpoints,
+):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
+
+    async def __is_ready__(self) -> bool:
+        """Ready when every model service answers its /readyz; a timeout means not yet."""
+        probes = [service.is_ready(MODEL_READY_TIMEOUT_S) for service in self.model_services().values()]
+        return all(answer is True for answer in await asyncio.gather(*probes, return_exceptions=True))
 
     def model_services(self) -> dict[str, Any]:
         """Every model service this entry service depends on, by attribute name."""

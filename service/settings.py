@@ -111,6 +111,24 @@ class Settings:
     speech_max_batch_size: int = _setting(
         32, "Largest batch of sentences adaptive batching forms for the speech voice.", 1
     )
+    # recommendation
+    recommendation_model: str = _setting(
+        default_source("recommendation"),
+        "Source URI of the recommendation model: packaged:movielens-100k (trained by `make models`), "
+        "a snapshot directory or s3:// archive, or bentoml:<name> for a model trained with "
+        "`python -m models.recommendation train`.",
+    )
+    recommendation_workers: int = _setting(
+        1, "Worker processes of the recommendation model service (each holds a model copy).", 1
+    )
+    recommendation_batch_size: int = _setting(
+        64, "Largest batch adaptive batching forms for recommendations (one matrix product per batch).", 2
+    )
+    max_recommendations: int = _setting(
+        100, "Largest k one /recommend or /similar_items request may ask for.", 1
+    )
+    max_liked_items: int = _setting(500, "Most liked_items one /recommend request may send.", 1)
+    max_query_chars: int = _setting(1000, "Longest /recommend query, in characters.", 1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
