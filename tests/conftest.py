@@ -77,4 +77,37 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def aws_emulator(moto_endpoint: str) -> Iterator:
+    """moto behind a proxy that adds the SageMaker and EC2 behaviour moto fakes or lacks
+    (tests/aws_emulator.py says what each extension assumes about AWS)."""
+    from .aws_emulator import emulator
+
+    # AmazonSSMManagedInstanceCore and other AWS managed policies exist in real accounts.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    with emulator(moto_endpoint) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def pushed_release(aws_emulator, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`python -m deploy push` of a real OCI image layout and the project's model store."""
+    from .deploy_support import make_oci_layout, run_deploy
+
+    layout = make_oci_layout(tmp_path_factory.mktemp("oci"), {"app/VERSION": b"release-1\n"})
+    store = service_env()["BENTOML_HOME"]
+    return run_deploy(
+        aws_emulator.url,
+        "push",
+        "--pusher",
+        "oci",
+        "--image",
+        str(layout),
+        "--tag",
+        "release-1",
+        "--model-store",
+        store,
+    )
+
+
 _AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
