@@ -98,6 +98,16 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def artifact_prefix(uri: str, repository: str) -> str:
+    """What a role may read for these artifacts: every release `push` stores for the
+    repository (`s3://bucket/<repository>/`), so the role outlives one release; for
+    artifacts stored elsewhere, their own folder."""
+    bucket, key = split_s3_uri(uri)
+    if key.startswith(f"{repository}/") and key.endswith("/model.tar.gz") and key.count("/") == 2:
+        return f"s3://{bucket}/{repository}/"
+    return f"s3://{bucket}/{key.rsplit('/', 1)[0]}/" if "/" in key else uri
+
+
 def default_bucket(aws: Aws) -> str:
     return f"pais-artifacts-{aws.account_id}-{aws.region}"
 

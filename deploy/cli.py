@@ -358,7 +358,7 @@ def cmd_sm_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
     if args.serverless:
         env.setdefault("PAIS_DEVICE", "cpu")  # serverless endpoints have no GPU
     tags = parse_tags(args.tags)
-    role_arn = args.role_arn or _sagemaker_role(aws, name, found, model_data, args, tags)
+    role_arn = args.role_arn or _sagemaker_role(aws, name, model_data, args, tags)
     spec = sm_endpoint.EndpointSpec(
         name=name,
         image=found,
@@ -386,23 +386,17 @@ def cmd_sm_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _sagemaker_role(
-    aws: Aws,
-    name: str,
-    found: ecr.ImageRef,
-    model_data: str | None,
-    args: argparse.Namespace,
-    tags: dict[str, str],
+    aws: Aws, name: str, model_data: str | None, args: argparse.Namespace, tags: dict[str, str]
 ) -> str:
+    """The tool's execution role for `name`: made with --create-role, and kept in line with
+    each deploy (its policy follows the artifacts and async paths in use)."""
     role = sm_lifecycle.role_name(name)
-    if not args.create_role:
-        existing = iam.find_role(aws, role)
-        if existing is None:
-            raise DeployError(f"no execution role: pass --role-arn ARN, or --create-role to make {role}")
-        return existing["Arn"]
+    if not args.create_role and iam.find_role(aws, role) is None:
+        raise DeployError(f"no execution role: pass --role-arn ARN, or --create-role to make {role}")
     repository = ecr.find_repository(aws, args.repository)
-    prefix = [model_data.rsplit("/", 2)[0] + "/"] if model_data else []
+    reads = [artifacts.artifact_prefix(model_data, args.repository)] if model_data else []
     outputs = [uri for uri in (args.async_output, args.async_failure) if uri and args.async_]
-    policy = iam.sagemaker_policy(aws, repository["repositoryArn"], prefix + outputs, outputs)
+    policy = iam.sagemaker_policy(aws, repository["repositoryArn"], reads + outputs, outputs)
     return iam.ensure_role(aws, role, "sagemaker", policy, resource_tags(name, tags))
 
 

@@ -50,7 +50,11 @@ behaviour AWS does not have. Each extension, and what it assumes about real AWS:
 
 7. CreateModel checks that ExecutionRoleArn exists (AWS: "Could not assume role").
 
-8. EC2 public addresses (moto: random 54.x.x.x). AWS: the instance answers on its public
+8. The Deep Learning AMI's public SSM parameter (moto: has Amazon Linux's, not this one,
+   and refuses to create names under /aws/). AWS publishes it in every region; here it is
+   added to moto's parameter store in process, naming one of moto's Amazon-owned images.
+
+9. EC2 public addresses (moto: random 54.x.x.x). AWS: the instance answers on its public
    address. Here it is 127.0.0.1, where the test runs a real PAIS server; that the
    user-data script brings the service up is tested on its own (test_deploy_userdata).
 """
@@ -319,6 +323,7 @@ class AwsEmulator:
     def __enter__(self) -> AwsEmulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request, twice
         widen_moto_instance_types()
+        self.dlami = publish_dlami_parameter(self.moto_url)
         self.thread.start()
         return self
 
@@ -805,6 +810,35 @@ def widen_moto_instance_types() -> None:
 
     FakeEndpointConfig.validate_instance_type = validate_instance_type
     _widened = True
+
+
+def publish_dlami_parameter(moto_url: str) -> str:
+    """Extension 8: the DLAMI parameter, pointing at an Amazon-owned image moto knows."""
+    from moto.ssm.models import Parameter, ssm_backends
+
+    from deploy.ec2.ami import DLAMI_PARAMETER
+
+    images = moto_client(moto_url, "ec2").describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name", "Values": ["Deep Learning AMI Ubuntu*"]}]
+    )["Images"]
+    image_id = images[0]["ImageId"]
+    store = ssm_backends[ACCOUNT][REGION]._parameters
+    if not store.get(DLAMI_PARAMETER):
+        store[DLAMI_PARAMETER].append(
+            Parameter(
+                account_id=ACCOUNT,
+                name=DLAMI_PARAMETER,
+                value=image_id,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=time.time(),
+                version=1,
+                data_type="aws:ec2:image",
+            )
+        )
+    return image_id
 
 
 @contextlib.contextmanager

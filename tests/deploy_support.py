@@ -90,3 +90,40 @@ def make_oci_layout(layout: Path, files: dict[str, bytes]) -> Path:
         )
     )
     return layout
+
+
+# Where instance types appear in planned calls, and the botocore enum each must belong to.
+INSTANCE_TYPE_SHAPES = {
+    ("sagemaker", "CreateEndpointConfig"): "ProductionVariantInstanceType",
+    ("sagemaker", "CreateTransformJob"): "TransformInstanceType",
+    ("ec2", "RunInstances"): "InstanceType",
+}
+
+
+def _instance_types(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["InstanceType"]] if isinstance(value.get("InstanceType"), str) else []
+        return found + [t for item in value.values() for t in _instance_types(item)]
+    if isinstance(value, list):
+        return [t for item in value for t in _instance_types(item)]
+    return []
+
+
+def check_plan(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every planned call checked with botocore itself (names, types, required members) and
+    every instance type against botocore's enum; returns the (service, operation) list."""
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    session = botocore.session.get_session()
+    assert plan["dry_run"] is True
+    operations = []
+    for call in plan["calls"]:
+        model = session.get_service_model(call["service"])
+        validate_parameters(call["params"], model.operation_model(call["operation"]).input_shape)
+        types = _instance_types(call["params"])
+        if types:
+            allowed = model.shape_for(INSTANCE_TYPE_SHAPES[(call["service"], call["operation"])]).enum
+            assert set(types) <= set(allowed), (call["operation"], types)
+        operations.append((call["service"], call["operation"]))
+    return operations

@@ -15,7 +15,7 @@ import pytest
 from deploy.artifacts import split_s3_uri
 
 from .aws_emulator import moto_client
-from .deploy_support import run_deploy
+from .deploy_support import check_plan, run_deploy
 from .images import CAT_LABELS
 
 NAME = "pais-sm-test"
@@ -202,6 +202,43 @@ def test_a_failed_update_is_detected_as_a_rollback(deployed, aws_emulator, moto_
     assert configs == [before]  # the failed release's config and model are gone
 
 
+def test_update_invoke_and_teardown_plans_change_nothing(
+    deployed, aws_emulator, moto_endpoint, cat_jpeg, tmp_path
+):
+    before = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)["EndpointConfigName"]
+    update = run_deploy(
+        aws_emulator.url, "sagemaker", "deploy", NAME, "--dry-run", "--instance-type", "ml.g6.xlarge"
+    )
+    operations = check_plan(update)
+    assert ("sagemaker", "UpdateEndpoint") in operations and (
+        "sagemaker",
+        "DeleteEndpointConfig",
+    ) in operations
+    (call,) = [c["params"] for c in update["calls"] if c["operation"] == "UpdateEndpoint"]
+    policy = call["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(cat_jpeg)
+    invoke = run_deploy(aws_emulator.url, "sagemaker", "invoke", NAME, "--file", str(photo), "--dry-run")
+    assert check_plan(invoke) == [("sagemaker-runtime", "InvokeEndpoint")]
+    assert invoke["calls"][0]["params"]["Body"] == f"<{len(cat_jpeg)} bytes>"
+
+    teardown = run_deploy(aws_emulator.url, "sagemaker", "teardown", NAME, "--dry-run")
+    operations = check_plan(teardown)
+    order = [op for _, op in operations]
+    assert (
+        order.index("DeregisterScalableTarget")
+        < order.index("DeleteEndpoint")
+        < order.index("DeleteEndpointConfig")
+    )
+    assert order.index("DeleteEndpointConfig") < order.index("DeleteModel") < order.index("DeleteRole")
+
+    endpoint = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", before)
+    assert moto_client(moto_endpoint, "iam").get_role(RoleName=f"pais-{NAME}-sagemaker")
+
+
 def test_add_mode_adds_a_variant_without_traffic(deployed, aws_emulator):
     added = run_deploy(aws_emulator.url, "sagemaker", "deploy", NAME, "--mode", "add", "--keep-previous")
     variants = run_deploy(aws_emulator.url, "sagemaker", "status", NAME)["endpoint"]["variants"]
@@ -248,3 +285,99 @@ def test_teardown_removes_everything_in_order(deployed, aws_emulator, moto_endpo
     assert all(NAME not in target["ResourceId"] for target in targets)
     again = run_deploy(aws_emulator.url, "sagemaker", "teardown", NAME)
     assert again["removed"] == {"transform_jobs": [], "endpoint": [], "endpoint_configs": [], "models": []}
+
+
+ASYNC = "pais-sm-async"
+
+
+@pytest.fixture(scope="module")
+def async_deployed(aws_emulator, pushed_release, moto_endpoint) -> dict:
+    """An async endpoint on a copy of the artifacts (so that purging them harms no one)."""
+    bucket, key = split_s3_uri(pushed_release["model_data"])
+    s3 = moto_client(moto_endpoint, "s3")
+    original = s3.get_object(Bucket=bucket, Key=key)
+    s3.put_object(
+        Bucket=bucket,
+        Key="async-copy/model.tar.gz",
+        Body=original["Body"].read(),
+        Metadata=original["Metadata"],
+    )
+    return run_deploy(
+        aws_emulator.url,
+        "sagemaker",
+        "deploy",
+        ASYNC,
+        "--create-role",
+        "--model-data",
+        f"s3://{bucket}/async-copy/model.tar.gz",
+        "--async",
+        "--async-output",
+        f"s3://{bucket}/async/out/",
+        "--async-failure",
+        f"s3://{bucket}/async/failed/",
+        "--autoscale",
+        "0,2,5",
+    )
+
+
+def test_async_endpoint_scales_on_backlog_down_to_zero(async_deployed, moto_endpoint):
+    assert async_deployed["status"] == "InService"
+    assert async_deployed["autoscaling"]["scale_from_zero_alarm"]
+    scaling = moto_client(moto_endpoint, "application-autoscaling")
+    (target,) = scaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{ASYNC}/variant/AllTraffic"]
+    )["ScalableTargets"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 2)
+    policies = {
+        p["PolicyType"]: p
+        for p in scaling.describe_scaling_policies(
+            ServiceNamespace="sagemaker", ResourceId=target["ResourceId"]
+        )["ScalingPolicies"]
+    }
+    metric = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"][
+        "CustomizedMetricSpecification"
+    ]
+    assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": ASYNC}]
+    step = policies["StepScaling"]["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    assert step == [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]
+    (alarm,) = moto_client(moto_endpoint, "cloudwatch").describe_alarms(
+        AlarmNames=[async_deployed["autoscaling"]["scale_from_zero_alarm"]]
+    )["MetricAlarms"]
+    assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
+    assert alarm["AlarmActions"] == [policies["StepScaling"]["PolicyARN"]]
+
+
+def test_async_role_may_write_only_its_output_paths(async_deployed, moto_endpoint, pushed_release):
+    bucket, _ = split_s3_uri(pushed_release["model_data"])
+    document = moto_client(moto_endpoint, "iam").get_role_policy(
+        RoleName=f"pais-{ASYNC}-sagemaker", PolicyName="pais"
+    )
+    (write,) = [s for s in document["PolicyDocument"]["Statement"] if s["Sid"] == "WriteOutputs"]
+    assert write["Resource"] == [
+        f"arn:aws:s3:::{bucket}/async/failed/*",
+        f"arn:aws:s3:::{bucket}/async/out/*",
+    ]
+
+
+def test_async_invoke_waits_for_the_result_object(async_deployed, aws_emulator, cat_jpeg, tmp_path):
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(cat_jpeg)
+    args = ("sagemaker", "invoke", ASYNC, "--file", str(photo), "--task", "classify", "--timeout", "60")
+    if aws_emulator.runtime.serves_invocations:
+        result = run_deploy(aws_emulator.url, *args, "--expect", "cat")
+        assert result["result"].endswith(".out")
+    else:  # without the entrypoint the container has no /invocations: the failure object comes back
+        assert "failed" in run_deploy(aws_emulator.url, *args, status=1)
+
+
+def test_teardown_purges_artifacts_and_logs(async_deployed, aws_emulator, moto_endpoint):
+    result = run_deploy(aws_emulator.url, "sagemaker", "teardown", ASYNC, "--purge-artifacts")
+    assert async_deployed["model_data"] in result["purged"]
+    assert f"log group /aws/sagemaker/Endpoints/{ASYNC}" in result["purged"]
+    bucket, key = split_s3_uri(async_deployed["model_data"])
+    listed = moto_client(moto_endpoint, "s3").list_objects_v2(Bucket=bucket, Prefix=key)
+    assert listed["KeyCount"] == 0
+    assert (
+        moto_client(moto_endpoint, "cloudwatch").describe_alarms(AlarmNamePrefix=ASYNC)["MetricAlarms"] == []
+    )
