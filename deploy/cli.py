@@ -524,23 +524,26 @@ def _show_logs(aws: Aws, args: argparse.Namespace, group: str, prefix: str | Non
 
 
 def render_text(value: Any, indent: int = 0) -> str:
+    """A YAML-like rendering of a result for people; --output json is for programs."""
     pad = "  " * indent
     if isinstance(value, dict):
         lines = []
         for key, item in value.items():
             if isinstance(item, dict | list) and item:
-                lines.append(f"{pad}{key}:")
-                lines.append(render_text(item, indent + 1))
+                lines += [f"{pad}{key}:", render_text(item, indent + 1)]
             else:
                 lines.append(f"{pad}{key}: {_scalar(item)}")
         return "\n".join(lines)
     if isinstance(value, list):
-        return "\n".join(
-            f"{pad}-\n{render_text(item, indent + 1)}"
-            if isinstance(item, dict | list)
-            else f"{pad}- {_scalar(item)}"
-            for item in value
-        )
+        lines = []
+        for item in value:
+            if isinstance(item, dict | list) and item:
+                nested = render_text(item, indent + 1).splitlines()
+                lines.append(f"{pad}- {nested[0].lstrip()}")
+                lines += nested[1:]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+        return "\n".join(lines)
     return f"{pad}{_scalar(value)}"
 
 

@@ -1,10 +1,12 @@
-"""On-demand prices, USD per instance-hour, Linux, as dated below. No pricing API is called:
-the estimate is only as current as this table; check the sources before relying on it.
+"""On-demand prices, USD per instance-hour, Linux, us-east-1, as dated below. No pricing
+API is called: an estimate is only as current as this table.
 
-Compiled from AWS's public price pages (EC2 On-Demand pricing, Amazon SageMaker AI pricing:
-real-time inference) as listed on the date below; cross-checked against a third-party
-snapshot of October 2025 (zircon.tech: ml.g5.xlarge about $1.41/h in us-east-1). Regions
-other than those listed are not estimated. Spot prices move hourly and are not estimated.
+Source: AWS's public price pages (listed in SOURCES), values as they stood around
+PRICES_DATE, entered by hand: this environment cannot reach those pages, so they were not
+re-checked when committed. The ml.g5.xlarge rate agrees with a third-party snapshot of
+October 2025 (zircon.tech: "about $1.41/hour" in us-east-1). Check the pages before
+relying on a figure; update PRICES_DATE with the table. Other regions and Spot prices (which
+move hourly) are not estimated.
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ SAGEMAKER: dict[str, dict[str, float]] = {
         "ml.g5.4xlarge": 2.03,
         "ml.g5.8xlarge": 3.06,
         "ml.g5.12xlarge": 7.09,
-        "ml.m5.xlarge": 0.23,
-        "ml.c5.xlarge": 0.204,
     },
 }
 

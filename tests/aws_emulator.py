@@ -54,7 +54,11 @@ behaviour AWS does not have. Each extension, and what it assumes about real AWS:
    and refuses to create names under /aws/). AWS publishes it in every region; here it is
    added to moto's parameter store in process, naming one of moto's Amazon-owned images.
 
-9. EC2 public addresses (moto: random 54.x.x.x). AWS: the instance answers on its public
+9. AWS managed policies (moto: none unless loaded when its IAM backend starts, which may
+   have happened earlier in the session). AWS has AmazonSSMManagedInstanceCore in every
+   account; it is added to moto's IAM backend in process.
+
+10. EC2 public addresses (moto: random 54.x.x.x). AWS: the instance answers on its public
    address. Here it is 127.0.0.1, where the test runs a real PAIS server; that the
    user-data script brings the service up is tested on its own (test_deploy_userdata).
 """
@@ -324,6 +328,7 @@ class AwsEmulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request, twice
         widen_moto_instance_types()
         self.dlami = publish_dlami_parameter(self.moto_url)
+        publish_managed_policy("AmazonSSMManagedInstanceCore")
         self.thread.start()
         return self
 
@@ -810,6 +815,16 @@ def widen_moto_instance_types() -> None:
 
     FakeEndpointConfig.validate_instance_type = validate_instance_type
     _widened = True
+
+
+def publish_managed_policy(name: str) -> None:
+    """Extension 9: an AWS managed policy, as every real account has it."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[ACCOUNT]["aws"]
+    policy = AWSManagedPolicy.from_data(name, ACCOUNT, "aws", json.loads(aws_managed_policies_data)[name])
+    backend.managed_policies.setdefault(policy.arn, policy)
 
 
 def publish_dlami_parameter(moto_url: str) -> str:

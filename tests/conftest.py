@@ -83,8 +83,6 @@ def aws_emulator(moto_endpoint: str) -> Iterator:
     (tests/aws_emulator.py says what each extension assumes about AWS)."""
     from .aws_emulator import emulator
 
-    # AmazonSSMManagedInstanceCore and other AWS managed policies exist in real accounts.
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     with emulator(moto_endpoint) as running:
         yield running
 

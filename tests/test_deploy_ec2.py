@@ -1,7 +1,7 @@
 """`python -m deploy ec2 ...` end to end against moto's server behind the emulator, and
 the user-data script the instance received, run here with stand-in `aws` and `docker`.
 
-The instance's public address is this machine (emulator extension 9), where the session's
+The instance's public address is this machine (emulator extension 10), where the session's
 real PAIS server answers /readyz: `deploy` returns only once it does.
 """
 
