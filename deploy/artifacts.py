@@ -1,11 +1,11 @@
 """Model artifacts: the BentoML model store packed as `model.tar.gz` and put in S3.
 
-The archive holds `models/<name>/latest` and `models/<name>/<version>/...` for each
-stored PAIS model, the layout of a BentoML store, so that SageMaker's extraction into
-/opt/ml/model leaves a store the container can use as BENTOML_HOME. It is packed
-deterministically (sorted entries, fixed times and owners, gzip without a time stamp), so
-the same models give the same bytes and the same sha256, and a second push uploads
-nothing.
+The archive holds one PAIS snapshot directory per task, `<task>/pais-model.json` and the
+weights beside it (the latest stored version of each `pais-<task>` model), which is what
+the container loads from /opt/ml/model/<task>/ after SageMaker (or the EC2 user data)
+extracts it (PAIS_MODEL_DIR). It is packed deterministically (sorted entries, fixed times
+and owners, gzip without a time stamp), so the same models give the same bytes and the same
+sha256, and a second push uploads nothing.
 
 The upload is a multipart upload with a SHA-256 checksum on every part (S3 refuses a part
 whose bytes do not match) and is verified afterwards: the object's composite checksum, as
@@ -50,7 +50,8 @@ def default_store() -> Path:
 
 
 def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None) -> PackedModels:
-    """Pack the latest version of each chosen model (default: every `pais-*` model)."""
+    """Pack the latest version of each chosen model (default: every `pais-*` model) as
+    `<task>/...`, the task being the store name without its `pais-` prefix."""
     models_dir = store / "models"
     if not models_dir.is_dir():
         raise DeployError(f"no BentoML model store at {store} (run `make models`, or pass --model-store)")
@@ -58,15 +59,19 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
     if not chosen:
         raise DeployError(f"the model store {store} holds no pais-* models: run `make models` first")
     versions: dict[str, str] = {}
-    files: list[Path] = []
+    entries: list[tuple[Path, str]] = []  # (file, name in the archive)
     for name in chosen:
         latest = models_dir / name / "latest"
-        if not latest.is_file():
-            raise DeployError(f"model {name!r} is not in the store {store}")
+        if not name.startswith(STORE_PREFIX) or not latest.is_file():
+            raise DeployError(f"model {name!r} is not in the store {store} (names look like pais-<task>)")
         versions[name] = latest.read_text().strip()
         version_dir = models_dir / name / versions[name]
-        files.append(latest)
-        files += sorted(p for p in version_dir.rglob("*") if p.is_file())
+        task = name.removeprefix(STORE_PREFIX)
+        entries += [
+            (file, f"{task}/{file.relative_to(version_dir).as_posix()}")
+            for file in sorted(version_dir.rglob("*"))
+            if file.is_file()
+        ]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.tar.gz"
     with (
@@ -74,8 +79,8 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for file in files:
-            info = tar.gettarinfo(str(file), arcname=file.relative_to(store).as_posix())
+        for file, arcname in entries:
+            info = tar.gettarinfo(str(file), arcname=arcname)
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
             info.mode = 0o644
             with file.open("rb") as handle:

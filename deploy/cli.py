@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     push = command(commands, "push", cmd_push, "push the image to ECR and the model store to S3")
     push.add_argument("--repository", default=DEFAULT_REPOSITORY, help="ECR repository (default pais)")
     push.add_argument(
-        "--image", default="pais:latest", help="local image (for --pusher oci: an OCI layout dir)"
+        "--image",
+        default="pais:gpu",
+        help="local image as `make image` tags it; for --pusher oci an OCI layout dir",
     )
     push.add_argument("--tag", help="image tag (default: UTC time stamp and git commit); tags are immutable")
     push.add_argument(
@@ -157,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--async-max-concurrency", type=int, default=4, help="concurrent requests per instance"
     )
     deploy.add_argument(
-        "--serverless", action="store_true", help="serverless endpoint (CPU only: sets PAIS_DEVICE=cpu)"
+        "--serverless",
+        action="store_true",
+        help="serverless endpoint, CPU only (PAIS_DEVICE=cpu): push pais:cpu for it",
     )
     deploy.add_argument(
         "--memory-mb", type=int, default=6144, help="--serverless memory: 1024..6144 (default 6144)"
@@ -195,8 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--model", help="SageMaker model to run (default: the endpoint's current one)")
     batch.add_argument("--instance-type", default="ml.g5.xlarge")
     batch.add_argument("--instance-count", type=int, default=1)
-    batch.add_argument("--content-type", default="application/json", help="of each input line")
-    batch.add_argument("--max-payload-mb", type=int, default=6)
+    batch.add_argument("--content-type", default="application/jsonlines", help="of the input")
+    batch.add_argument("--max-payload-mb", type=int, default=6, help="largest request (default 6)")
+    batch.add_argument(
+        "--strategy",
+        choices=("MultiRecord", "SingleRecord"),
+        default="MultiRecord",
+        help="lines per request: as many as fit (default), or one",
+    )
     batch.add_argument("--task", help="task every line goes to")
     batch.add_argument("--env", action="append", default=[], help="NAME=VALUE for the job's container")
     batch.add_argument("--download", type=Path, help="save the .out files here")
@@ -434,6 +444,7 @@ def cmd_sm_batch(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
         instance_count=args.instance_count,
         content_type=args.content_type,
         max_payload_mb=args.max_payload_mb,
+        strategy=args.strategy,
         task=args.task,
         env=parse_env(args.env),
         tags=parse_tags(args.tags),

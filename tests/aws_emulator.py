@@ -11,9 +11,9 @@ behaviour AWS does not have. Each extension, and what it assumes about real AWS:
    InService. If the image is not in ECR, the container exits or never passes /ping, the
    endpoint becomes Failed with a FailureReason.
    Here: the image is checked in (moto's) ECR by digest; the "container" is a local
-   process running this repository's code (what the image holds), with the artifacts
+   process running this repository's entrypoint (what the image holds), with the artifacts
    downloaded from (moto's) S3 and extracted into a temporary directory passed as
-   BENTOML_HOME and SM_MODEL_DIR (the container would see /opt/ml/model).
+   PAIS_MODEL_DIR (the container would find them at /opt/ml/model).
    moto alone: InService at once, nothing runs.
 
 2. UpdateEndpoint (moto: not implemented, answers 500).
@@ -34,11 +34,13 @@ behaviour AWS does not have. Each extension, and what it assumes about real AWS:
    `<S3FailurePath>/<id>-error.out`).
 
 4. Batch Transform (moto: Completed at once, nothing runs; no StopTransformJob).
-   AWS: starts the model's container, sends each line of each input object (SplitType
-   Line, SingleRecord) to /invocations with the job's ContentType, writes the answers, one
-   per line (AssembleWith Line), to `<S3OutputPath>/<path relative to the input prefix's
-   folder>.out`; a non-2xx answer fails the job ("ClientError: ..."). StopTransformJob
-   moves an InProgress job to Stopped.
+   AWS: starts the model's container with SAGEMAKER_BATCH=true, SAGEMAKER_BATCH_STRATEGY,
+   SAGEMAKER_MAX_PAYLOAD_IN_MB and SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, splits each input
+   object into lines (SplitType Line) and sends them to /invocations with the job's
+   ContentType, one line per request (SingleRecord) or as many whole lines as fit in
+   MaxPayloadInMB (MultiRecord); writes the answers, newline-joined (AssembleWith Line), to
+   `<S3OutputPath>/<path relative to the input prefix's folder>.out`; a non-2xx answer
+   fails the job ("ClientError: ..."). StopTransformJob moves an InProgress job to Stopped.
 
 5. Container logs (moto: none). AWS: the container's stdout/stderr go to CloudWatch Logs,
    /aws/sagemaker/Endpoints/<endpoint> (stream `<variant>/<instance>`) and
@@ -106,21 +108,14 @@ class ContainerRuntime:
 
     command: Callable[[int], list[str]]
     ping_path: str
-    serves_invocations: bool
 
 
 def entrypoint_runtime() -> ContainerRuntime:
-    """The image's SageMaker contract: `python -m deploy.entrypoint serve` (issue 8). Until
-    it exists, `bentoml serve service.gateway:PAIS` with /readyz as its health check."""
-    if (REPO / "deploy" / "entrypoint.py").exists():
-        return ContainerRuntime(
-            lambda port: [sys.executable, "-m", "deploy.entrypoint", "serve"], "/ping", True
-        )
-    bentoml = str(Path(sys.executable).parent / "bentoml")
+    """The image's SageMaker contract: `python -m deploy.entrypoint serve`, as the image's
+    ENTRYPOINT runs it (bound to 127.0.0.1 here)."""
     return ContainerRuntime(
-        lambda port: [bentoml, "serve", "service.gateway:PAIS", "--host", "127.0.0.1", "--port", str(port)],
-        "/readyz",
-        False,
+        lambda port: [sys.executable, "-m", "deploy.entrypoint", "serve", "--host", "127.0.0.1"],
+        "/ping",
     )
 
 
@@ -152,11 +147,9 @@ class Container:
         model_dir.mkdir()
         if model_data:
             self._extract(model_data, model_dir)
+        # The entrypoint would find the artifacts at /opt/ml/model and set this itself.
         container_env = service_env(
-            **env,
-            SAGEMAKER_BIND_TO_PORT=str(self.port),
-            BENTOML_HOME=str(model_dir),
-            SM_MODEL_DIR=str(model_dir),
+            **env, SAGEMAKER_BIND_TO_PORT=str(self.port), PAIS_MODEL_DIR=str(model_dir)
         )
         self.process = subprocess.Popen(
             runtime.command(self.port),
@@ -584,7 +577,14 @@ class AwsEmulator:
     def _transform(self, spec: dict[str, Any], job: Job) -> None:
         name = spec["TransformJobName"]
         container = self.sm.describe_model(ModelName=spec["ModelName"])["PrimaryContainer"]
-        env = {**container.get("Environment", {}), **spec.get("Environment", {})}
+        env = {
+            **container.get("Environment", {}),
+            **spec.get("Environment", {}),
+            "SAGEMAKER_BATCH": "true",
+            "SAGEMAKER_BATCH_STRATEGY": _STRATEGIES[spec.get("BatchStrategy", "MultiRecord")],
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(spec.get("MaxPayloadInMB", 6)),
+            "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(spec.get("MaxConcurrentTransforms", 1)),
+        }
         key, running = self.pool.acquire(container["Image"], container.get("ModelDataUrl", ""), env)
         running.log_to("/aws/sagemaker/TransformJobs", f"{name}/i-{uuid.uuid4().hex[:12]}")
         try:
@@ -615,26 +615,26 @@ class AwsEmulator:
             raise JobFailed(
                 f'ClientError: No S3 objects found under S3 URL "{source}" given in input data source.'
             )
+        single = spec.get("BatchStrategy", "MultiRecord") == "SingleRecord"
+        limit = spec.get("MaxPayloadInMB", 6) * 1024 * 1024
         for key in keys:
-            lines = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             answers = []
-            for number, line in enumerate(lines, 1):
+            for batch in _mini_batches([line for line in body.splitlines() if line.strip()], single, limit):
                 if job.stop.is_set():
                     return
-                if not line.strip():
-                    continue
                 reply = self.http.post(
                     running.url + "/invocations",
-                    content=line.encode(),
+                    content=b"\n".join(batch),
                     headers={"Content-Type": content_type},
                 )
                 if reply.status_code >= 300:
                     raise JobFailed(
                         f"ClientError: Received client error ({reply.status_code}) "
-                        f"for line {number} of {key}: "
+                        f"for a mini-batch of {key}: "
                         f"{reply.text[:300]}. See job logs for more information"
                     )
-                answers.append(reply.text.strip())
+                answers.append(reply.text.rstrip("\n"))
             relative = key[len(folder) :]
             self.s3.put_object(
                 Bucket=out_bucket, Key=f"{out_prefix}{relative}.out", Body="\n".join(answers) + "\n"
@@ -780,6 +780,23 @@ class AwsEmulator:
 
 class JobFailed(Exception):
     pass
+
+
+_STRATEGIES = {"MultiRecord": "MULTI_RECORD", "SingleRecord": "SINGLE_RECORD"}
+
+
+def _mini_batches(lines: list[bytes], single: bool, limit: int) -> Iterator[list[bytes]]:
+    """Whole lines: one at a time, or as many as fit in `limit` bytes (at least one)."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        if batch and (single or size + len(line) + 1 > limit):
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line) + 1
+    if batch:
+        yield batch
 
 
 def _record_in_moto(endpoint: str, config: str) -> None:

@@ -63,13 +63,16 @@ def test_model_store_is_uploaded_verified_and_complete(pushed_release, moto_endp
     assert hashlib.sha256(data).hexdigest() == pushed_release["sha256"]
     version = (STORE / "models" / "pais-classification" / "latest").read_text().strip()
     assert pushed_release["models"] == {"pais-classification": version}
+    # One PAIS snapshot per task, as the container loads them from /opt/ml/model/<task>/.
+    stored = STORE / "models" / "pais-classification" / version
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         names = set(archive.getnames())
-        weights = archive.extractfile(f"models/pais-classification/{version}/weights.safetensors").read()
-    assert "models/pais-classification/latest" in names
-    assert (
-        weights == (STORE / "models" / "pais-classification" / version / "weights.safetensors").read_bytes()
-    )
+        weights = archive.extractfile("classification/weights.safetensors").read()
+    assert names == {
+        f"classification/{p.relative_to(stored).as_posix()}" for p in stored.rglob("*") if p.is_file()
+    }
+    assert "classification/pais-model.json" in names
+    assert weights == (stored / "weights.safetensors").read_bytes()
 
 
 def test_pushing_the_same_release_again_uploads_nothing(pushed_release, aws_emulator, tmp_path):

@@ -8,6 +8,7 @@ fail an update, batch, tear down.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -16,7 +17,7 @@ from deploy.artifacts import split_s3_uri
 
 from .aws_emulator import moto_client
 from .deploy_support import check_plan, run_deploy
-from .images import CAT_LABELS
+from .images import CAT_LABELS, COFFEE_LABELS
 
 NAME = "pais-sm-test"
 
@@ -34,14 +35,6 @@ def deployed(aws_emulator, pushed_release) -> dict:
         "--tags",
         "team=ml",
     )
-
-
-@pytest.fixture
-def needs_invocations(aws_emulator) -> None:
-    if not aws_emulator.runtime.serves_invocations:
-        pytest.skip(
-            "the container entrypoint (python -m deploy.entrypoint serve, issue 8) is not on this branch"
-        )
 
 
 def sm(moto_endpoint: str):
@@ -103,9 +96,7 @@ def test_autoscaling_tracks_invocations_per_instance(deployed, moto_endpoint):
     )
 
 
-def test_invoke_is_a_smoke_test_with_a_real_photo(
-    deployed, aws_emulator, cat_jpeg, tmp_path, needs_invocations
-):
+def test_invoke_is_a_smoke_test_with_a_real_photo(deployed, aws_emulator, cat_jpeg, tmp_path):
     photo = tmp_path / "cat.jpg"
     photo.write_bytes(cat_jpeg)
     result = run_deploy(
@@ -125,7 +116,7 @@ def test_invoke_is_a_smoke_test_with_a_real_photo(
     assert CAT_LABELS & set(json.dumps(result["body"]).split('"'))
 
 
-def test_the_runtime_api_is_what_other_code_uses(deployed, aws_emulator, cat_jpeg, needs_invocations):
+def test_the_runtime_api_is_what_other_code_uses(deployed, aws_emulator, cat_jpeg):
     runtime = moto_client(aws_emulator.url, "sagemaker-runtime")
     answer = runtime.invoke_endpoint(
         EndpointName=NAME, Body=cat_jpeg, ContentType="image/jpeg", CustomAttributes="task=classify"
@@ -133,9 +124,7 @@ def test_the_runtime_api_is_what_other_code_uses(deployed, aws_emulator, cat_jpe
     assert CAT_LABELS & set(answer["Body"].read().decode().split('"'))
 
 
-def test_a_refused_payload_is_a_model_error_with_the_container_message(
-    deployed, aws_emulator, tmp_path, needs_invocations
-):
+def test_a_refused_payload_is_a_model_error_with_the_container_message(deployed, aws_emulator, tmp_path):
     bogus = tmp_path / "not-a-photo.jpg"
     bogus.write_bytes(b"this is text, not a JPEG")
     error = run_deploy(
@@ -246,24 +235,70 @@ def test_add_mode_adds_a_variant_without_traffic(deployed, aws_emulator):
     assert weights == {"AllTraffic": 1.0, added["variant"]: 0.0}
 
 
-def test_batch_transform_failure_is_reported(deployed, aws_emulator, moto_endpoint, pushed_release):
+def test_batch_transform_answers_every_line_and_reports_bad_ones(
+    deployed, aws_emulator, moto_endpoint, pushed_release, cat_jpeg, coffee_jpeg, tmp_path
+):
     bucket, _ = split_s3_uri(pushed_release["model_data"])
-    s3 = moto_client(moto_endpoint, "s3")
-    s3.put_object(Bucket=bucket, Key="batch/bad/input.jsonl", Body=b'{"nonsense": true}\n')
+    records = [
+        {"images": base64.b64encode(cat_jpeg).decode(), "top_k": 1},
+        {"images": base64.b64encode(b"text, not a photo").decode()},
+        {"images": base64.b64encode(coffee_jpeg).decode(), "top_k": 3},
+    ]
+    body = "\n".join(json.dumps(record) for record in records) + "\n"
+    moto_client(moto_endpoint, "s3").put_object(
+        Bucket=bucket, Key="batch/in/records.jsonl", Body=body.encode()
+    )
+    result = run_deploy(
+        aws_emulator.url,
+        "sagemaker",
+        "batch",
+        NAME,
+        "--input",
+        f"s3://{bucket}/batch/in/",
+        "--output-path",
+        f"s3://{bucket}/batch/out/",
+        "--task",
+        "classify",
+        "--download",
+        str(tmp_path / "results"),
+    )
+    assert result["status"] == "Completed"
+    assert (result["records"], result["errors"]) == (3, 1)
+    (failure,) = result["failures"]
+    assert failure["input"] == f"s3://{bucket}/batch/in/records.jsonl" and failure["line"] == 2
+    assert "not a recognised image" in failure["error"]
+    answers = [
+        json.loads(line) for line in (tmp_path / "results" / "records.jsonl.out").read_text().splitlines()
+    ]
+    assert answers[0][0]["predictions"][0]["label"] in CAT_LABELS
+    assert answers[1]["status"] == 415
+    assert COFFEE_LABELS & {p["label"] for p in answers[2][0]["predictions"]}
+    logs = run_deploy(aws_emulator.url, "sagemaker", "logs", NAME, "--job", result["job"])
+    assert logs["events"] > 0  # the job's container wrote to /aws/sagemaker/TransformJobs
+
+
+def test_a_failed_batch_job_is_reported_with_its_reason(
+    deployed, aws_emulator, moto_endpoint, pushed_release
+):
+    bucket, _ = split_s3_uri(pushed_release["model_data"])
+    oversized = json.dumps({"images": "A" * (1024 * 1024 + 10)}) + "\n"
+    moto_client(moto_endpoint, "s3").put_object(
+        Bucket=bucket, Key="batch/big/input.jsonl", Body=oversized.encode()
+    )
     error = run_deploy(
         aws_emulator.url,
         "sagemaker",
         "batch",
         NAME,
         "--input",
-        f"s3://{bucket}/batch/bad/input.jsonl",
+        f"s3://{bucket}/batch/big/input.jsonl",
         "--output-path",
-        f"s3://{bucket}/batch/bad-out/",
-        "--task",
-        "classify",
+        f"s3://{bucket}/batch/big-out/",
+        "--max-payload-mb",
+        "1",
         status=1,
     )
-    assert "transform job" in error and "failed: ClientError" in error
+    assert "failed: ClientError" in error and "413" in error
 
 
 def test_teardown_removes_everything_in_order(deployed, aws_emulator, moto_endpoint, pushed_release):
@@ -360,15 +395,30 @@ def test_async_role_may_write_only_its_output_paths(async_deployed, moto_endpoin
     ]
 
 
-def test_async_invoke_waits_for_the_result_object(async_deployed, aws_emulator, cat_jpeg, tmp_path):
+def test_async_invoke_waits_for_the_result_object(
+    async_deployed, aws_emulator, pushed_release, cat_jpeg, tmp_path
+):
     photo = tmp_path / "cat.jpg"
     photo.write_bytes(cat_jpeg)
-    args = ("sagemaker", "invoke", ASYNC, "--file", str(photo), "--task", "classify", "--timeout", "60")
-    if aws_emulator.runtime.serves_invocations:
-        result = run_deploy(aws_emulator.url, *args, "--expect", "cat")
-        assert result["result"].endswith(".out")
-    else:  # without the entrypoint the container has no /invocations: the failure object comes back
-        assert "failed" in run_deploy(aws_emulator.url, *args, status=1)
+    result = run_deploy(
+        aws_emulator.url,
+        "sagemaker",
+        "invoke",
+        ASYNC,
+        "--file",
+        str(photo),
+        "--task",
+        "classify",
+        "--expect",
+        "cat",
+    )
+    bucket, _ = split_s3_uri(pushed_release["model_data"])
+    assert result["result"] == f"s3://{bucket}/async/out/{result['inference_id']}.out"
+    assert result["body"][0]["predictions"][0]["label"] in CAT_LABELS
+    bogus = tmp_path / "not-a-photo.jpg"
+    bogus.write_bytes(b"this is text, not a JPEG")
+    error = run_deploy(aws_emulator.url, "sagemaker", "invoke", ASYNC, "--file", str(bogus), status=1)
+    assert "failed" in error and "not a recognised image" in error
 
 
 def test_teardown_purges_artifacts_and_logs(async_deployed, aws_emulator, moto_endpoint):

@@ -1,8 +1,12 @@
 """Batch Transform: every line of an S3 JSONL input through the deployed model, offline.
 
 The job runs the model the endpoint currently serves (same image, artifacts and
-environment), one JSON line per request (SplitType Line, SingleRecord), and writes one
-answer line per input line (AssembleWith Line) to `<output>/<input file>.out`, in order.
+environment) over JSON Lines (SplitType Line): by default as many whole lines per request
+as fit in MaxPayloadInMB (MultiRecord: the container answers one line per input line and
+runs them concurrently, so the model batches them), or one line per request
+(SingleRecord). Answers go, one line per input line and in order (AssembleWith Line), to
+`<output>/<input file>.out`. Each record is what /invocations takes as JSON, e.g.
+`{"images": "<base64 JPEG>", "top_k": 3}`, optionally with a "task" key.
 The command waits, then reports: the job's own failure reason when it failed, and per
 line, answers that carry an `error` (the service answers bad items with an error entry
 instead of failing the whole request), with the input file and line they came from.
@@ -45,6 +49,7 @@ def job_params(
     instance_count: int,
     content_type: str,
     max_payload_mb: int,
+    strategy: str,
     environment: dict[str, str],
     tags: list[dict[str, str]],
 ) -> dict[str, Any]:
@@ -52,7 +57,7 @@ def job_params(
         "TransformJobName": job,
         "ModelName": model,
         "MaxPayloadInMB": max_payload_mb,
-        "BatchStrategy": "SingleRecord",
+        "BatchStrategy": strategy,
         "Environment": environment,
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
@@ -75,8 +80,9 @@ def run_batch(
     model: str | None = None,
     instance_type: str = "ml.g5.xlarge",
     instance_count: int = 1,
-    content_type: str = "application/json",
+    content_type: str = "application/jsonlines",
     max_payload_mb: int = 6,
+    strategy: str = "MultiRecord",
     task: str | None = None,
     env: dict[str, str] | None = None,
     tags: dict[str, str] | None = None,
@@ -103,6 +109,7 @@ def run_batch(
             instance_count,
             content_type,
             max_payload_mb,
+            strategy,
             environment,
             key_value_tags(resource_tags(deployment, tags or {})),
         ),
