@@ -213,7 +213,7 @@ def test_user_data_pulls_by_digest_checks_artifacts_and_runs_with_gpus(
     env_file = (root / "env").read_text().splitlines()
     assert "SAGEMAKER_BIND_TO_PORT=8080" in env_file and "PAIS_MAX_IMAGES_PER_REQUEST=16" in env_file
     # The artifacts were fetched with the instance role, checked and unpacked for the container.
-    assert (root / "model" / "models" / "pais-classification" / "latest").is_file()
+    assert (root / "model" / "classification" / "pais-model.json").is_file()
     aws_calls = [c["argv"][:2] for c in calls if c["tool"] == "aws"]
     assert aws_calls == [["ecr", "get-login-password"], ["s3", "cp"]]
 
