@@ -24,7 +24,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,48 +86,53 @@ def _with_transport(source: str, default: str) -> str:
     return source if source.startswith(transports) else f"{default}:{source}"
 
 
+def _push_with_auth_file(aws: Aws, command: Callable[[str, str], list[str]]) -> str | None:
+    """Run a daemonless tool given (auth file, digest file); the digest it wrote, if any."""
+    registry, user, password = login(aws)
+    with _auth_file(registry, user, password) as auth, tempfile.TemporaryDirectory() as folder:
+        digest_file = Path(folder) / "digest"
+        _run(command(auth, str(digest_file)))
+        return digest_file.read_text().strip() if digest_file.exists() else None
+
+
 class SkopeoPusher:
     name = "skopeo"
 
     def push(self, aws: Aws, source: str, repository: Repository, tag: str) -> str | None:
-        registry, user, password = login(aws)
-        with _auth_file(registry, user, password) as auth, tempfile.TemporaryDirectory() as folder:
-            digest_file = Path(folder) / "digest"
-            _run(
-                [
-                    "skopeo",
-                    "copy",
-                    "--dest-authfile",
-                    auth,
-                    "--digestfile",
-                    str(digest_file),
-                    _with_transport(source, "docker-daemon"),
-                    f"docker://{repository.uri}:{tag}",
-                ]
-            )
-            return digest_file.read_text().strip() if digest_file.exists() else None
+        target = f"docker://{repository.uri}:{tag}"
+        return _push_with_auth_file(
+            aws,
+            lambda auth, digest: [
+                "skopeo",
+                "copy",
+                "--dest-authfile",
+                auth,
+                "--digestfile",
+                digest,
+                _with_transport(source, "docker-daemon"),
+                target,
+            ],
+        )
 
 
 class BuildahPusher:
     name = "buildah"
 
     def push(self, aws: Aws, source: str, repository: Repository, tag: str) -> str | None:
-        registry, user, password = login(aws)
-        with _auth_file(registry, user, password) as auth, tempfile.TemporaryDirectory() as folder:
-            digest_file = Path(folder) / "digest"
-            _run(
-                [
-                    "buildah",
-                    "push",
-                    "--authfile",
-                    auth,
-                    "--digestfile",
-                    str(digest_file),
-                    source,
-                    f"docker://{repository.uri}:{tag}",
-                ]
-            )
-            return digest_file.read_text().strip() if digest_file.exists() else None
+        target = f"docker://{repository.uri}:{tag}"
+        return _push_with_auth_file(
+            aws,
+            lambda auth, digest: [
+                "buildah",
+                "push",
+                "--authfile",
+                auth,
+                "--digestfile",
+                digest,
+                source,
+                target,
+            ],
+        )
 
 
 class OciLayoutPusher:

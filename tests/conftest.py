@@ -90,22 +90,10 @@ def aws_emulator(moto_endpoint: str) -> Iterator:
 @pytest.fixture(scope="session")
 def pushed_release(aws_emulator, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`python -m deploy push` of a real OCI image layout and the project's model store."""
-    from .deploy_support import make_oci_layout, run_deploy
+    from .deploy_support import make_oci_layout, push_layout
 
     layout = make_oci_layout(tmp_path_factory.mktemp("oci"), {"app/VERSION": b"release-1\n"})
-    store = service_env()["BENTOML_HOME"]
-    return run_deploy(
-        aws_emulator.url,
-        "push",
-        "--pusher",
-        "oci",
-        "--image",
-        str(layout),
-        "--tag",
-        "release-1",
-        "--model-store",
-        store,
-    )
+    return push_layout(aws_emulator.url, layout, "release-1")
 
 
 _AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")

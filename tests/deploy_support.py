@@ -127,3 +127,36 @@ def check_plan(plan: dict[str, Any]) -> list[tuple[str, str]]:
             assert set(types) <= set(allowed), (call["operation"], types)
         operations.append((call["service"], call["operation"]))
     return operations
+
+
+def push_layout(endpoint_url: str, layout: Path, tag: str, *extra: str, status: int = 0) -> Any:
+    """`push --pusher oci` of an OCI layout, with the project's model store."""
+    from .servers import service_env
+
+    store = service_env()["BENTOML_HOME"]
+    return run_deploy(
+        endpoint_url,
+        "push",
+        "--pusher",
+        "oci",
+        "--image",
+        str(layout),
+        "--tag",
+        tag,
+        "--model-store",
+        store,
+        *extra,
+        status=status,
+    )
+
+
+def copy_artifacts(moto_url: str, model_data: str, key: str) -> str:
+    """The release's artifacts (with their sha256 metadata) under another key, so that a
+    test may purge them without harming the others."""
+    from .aws_emulator import moto_client
+
+    bucket, source = model_data.removeprefix("s3://").split("/", 1)
+    s3 = moto_client(moto_url, "s3")
+    original = s3.get_object(Bucket=bucket, Key=source)
+    s3.put_object(Bucket=bucket, Key=key, Body=original["Body"].read(), Metadata=original["Metadata"])
+    return f"s3://{bucket}/{key}"

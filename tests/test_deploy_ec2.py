@@ -20,24 +20,14 @@ import pytest
 from deploy.artifacts import split_s3_uri
 
 from .aws_emulator import moto_client
-from .deploy_support import run_deploy
+from .deploy_support import copy_artifacts, run_deploy
 
 NAME = "pais-ec2-test"
 
 
 @pytest.fixture(scope="module")
 def artifact_copy(pushed_release, moto_endpoint) -> str:
-    """The release's artifacts under another key, so that --purge-artifacts harms no one."""
-    bucket, key = split_s3_uri(pushed_release["model_data"])
-    s3 = moto_client(moto_endpoint, "s3")
-    original = s3.get_object(Bucket=bucket, Key=key)
-    s3.put_object(
-        Bucket=bucket,
-        Key="ec2-copy/model.tar.gz",
-        Body=original["Body"].read(),
-        Metadata=original["Metadata"],
-    )
-    return f"s3://{bucket}/ec2-copy/model.tar.gz"
+    return copy_artifacts(moto_endpoint, pushed_release["model_data"], "ec2-copy/model.tar.gz")
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +35,8 @@ def server_port(pais_server) -> str:
     return pais_server.rsplit(":", 1)[1]
 
 
-@pytest.fixture(scope="module")
-def deployed(aws_emulator, artifact_copy, server_port) -> dict:
-    return run_deploy(
-        aws_emulator.url,
+def deploy_args(server_port: str, model_data: str) -> tuple[str, ...]:
+    return (
         "ec2",
         "deploy",
         NAME,
@@ -56,9 +44,17 @@ def deployed(aws_emulator, artifact_copy, server_port) -> dict:
         "127.0.0.1/32",
         "--port",
         server_port,
-        "--spot",
         "--model-data",
-        artifact_copy,
+        model_data,
+    )
+
+
+@pytest.fixture(scope="module")
+def deployed(aws_emulator, artifact_copy, server_port) -> dict:
+    return run_deploy(
+        aws_emulator.url,
+        *deploy_args(server_port, artifact_copy),
+        "--spot",
         "--env",
         "PAIS_MAX_IMAGES_PER_REQUEST=16",
         "--timeout",
@@ -236,17 +232,7 @@ def test_status_reports_readiness(deployed, aws_emulator, pais_server):
 def test_a_second_deploy_replaces_only_when_asked(
     deployed, aws_emulator, artifact_copy, server_port, moto_endpoint
 ):
-    args = (
-        "ec2",
-        "deploy",
-        NAME,
-        "--allow-cidr",
-        "127.0.0.1/32",
-        "--port",
-        server_port,
-        "--model-data",
-        artifact_copy,
-    )
+    args = deploy_args(server_port, artifact_copy)
     assert "--replace" in run_deploy(aws_emulator.url, *args, status=1)
     replaced = run_deploy(aws_emulator.url, *args, "--replace", "--timeout", "120")
     assert replaced["replaced"] == [deployed["instance"]]

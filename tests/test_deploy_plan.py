@@ -13,7 +13,7 @@ import pytest
 from deploy.plan import validate_call
 
 from .aws_emulator import moto_client
-from .deploy_support import check_plan, make_oci_layout, run_deploy
+from .deploy_support import check_plan, make_oci_layout, push_layout, run_deploy
 from .servers import REPO, service_env
 
 
@@ -44,21 +44,7 @@ def test_the_validator_names_what_is_wrong():
 
 def test_push_plan(aws_emulator, pushed_release, tmp_path, moto_endpoint):
     layout = make_oci_layout(tmp_path / "oci", {"app/VERSION": b"planned\n"})
-    plan = run_deploy(
-        aws_emulator.url,
-        "push",
-        "--dry-run",
-        "--repository",
-        "pais-planned",
-        "--pusher",
-        "oci",
-        "--image",
-        str(layout),
-        "--tag",
-        "planned-1",
-        "--model-store",
-        service_env()["BENTOML_HOME"],
-    )
+    plan = push_layout(aws_emulator.url, layout, "planned-1", "--dry-run", "--repository", "pais-planned")
     operations = check_plan(plan)
     assert ("ecr", "CreateRepository") in operations
     assert ("ecr", "PutLifecyclePolicy") in operations

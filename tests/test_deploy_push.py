@@ -17,7 +17,7 @@ from deploy.aws import Aws, AwsOptions
 from deploy.errors import DeployError
 
 from .aws_emulator import moto_client
-from .deploy_support import make_oci_layout, run_deploy
+from .deploy_support import make_oci_layout, push_layout
 from .servers import service_env
 
 STORE = Path(service_env()["BENTOML_HOME"])
@@ -77,36 +77,14 @@ def test_model_store_is_uploaded_verified_and_complete(pushed_release, moto_endp
 
 def test_pushing_the_same_release_again_uploads_nothing(pushed_release, aws_emulator, tmp_path):
     layout = make_oci_layout(tmp_path / "oci", {"app/VERSION": b"release-1\n"})
-    again = run_deploy(
-        aws_emulator.url,
-        "push",
-        "--pusher",
-        "oci",
-        "--image",
-        str(layout),
-        "--tag",
-        "release-1",
-        "--model-store",
-        str(STORE),
-    )
+    again = push_layout(aws_emulator.url, layout, "release-1")
     assert again["digest"] == pushed_release["digest"]
     assert again["uploaded"] is False
 
 
 def test_an_immutable_tag_refuses_another_image(pushed_release, aws_emulator, tmp_path):
     other = make_oci_layout(tmp_path / "oci", {"app/VERSION": b"something else\n"})
-    error = run_deploy(
-        aws_emulator.url,
-        "push",
-        "--pusher",
-        "oci",
-        "--image",
-        str(other),
-        "--tag",
-        "release-1",
-        "--skip-artifacts",
-        status=1,
-    )
+    error = push_layout(aws_emulator.url, other, "release-1", "--skip-artifacts", status=1)
     assert "already holds another image" in error
 
 

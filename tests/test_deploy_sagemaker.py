@@ -16,7 +16,7 @@ import pytest
 from deploy.artifacts import split_s3_uri
 
 from .aws_emulator import moto_client
-from .deploy_support import check_plan, run_deploy
+from .deploy_support import check_plan, copy_artifacts, run_deploy
 from .images import CAT_LABELS, COFFEE_LABELS
 
 NAME = "pais-sm-test"
@@ -235,6 +235,28 @@ def test_add_mode_adds_a_variant_without_traffic(deployed, aws_emulator):
     assert weights == {"AllTraffic": 1.0, added["variant"]: 0.0}
 
 
+def _batch(
+    url: str, moto_endpoint: str, bucket: str, folder: str, records: list[str], *extra: str, status: int = 0
+):
+    """Put `records` as s3://bucket/batch/<folder>/input.jsonl and run `sagemaker batch` on it."""
+    body = "\n".join(records) + "\n"
+    moto_client(moto_endpoint, "s3").put_object(
+        Bucket=bucket, Key=f"batch/{folder}/input.jsonl", Body=body.encode()
+    )
+    return run_deploy(
+        url,
+        "sagemaker",
+        "batch",
+        NAME,
+        "--input",
+        f"s3://{bucket}/batch/{folder}/",
+        "--output-path",
+        f"s3://{bucket}/batch/{folder}-out/",
+        *extra,
+        status=status,
+    )
+
+
 def test_batch_transform_answers_every_line_and_reports_bad_ones(
     deployed, aws_emulator, moto_endpoint, pushed_release, cat_jpeg, coffee_jpeg, tmp_path
 ):
@@ -244,32 +266,25 @@ def test_batch_transform_answers_every_line_and_reports_bad_ones(
         {"images": base64.b64encode(b"text, not a photo").decode()},
         {"images": base64.b64encode(coffee_jpeg).decode(), "top_k": 3},
     ]
-    body = "\n".join(json.dumps(record) for record in records) + "\n"
-    moto_client(moto_endpoint, "s3").put_object(
-        Bucket=bucket, Key="batch/in/records.jsonl", Body=body.encode()
-    )
-    result = run_deploy(
+    lines = [json.dumps(record) for record in records]
+    download = tmp_path / "results"
+    result = _batch(
         aws_emulator.url,
-        "sagemaker",
-        "batch",
-        NAME,
-        "--input",
-        f"s3://{bucket}/batch/in/",
-        "--output-path",
-        f"s3://{bucket}/batch/out/",
+        moto_endpoint,
+        bucket,
+        "mixed",
+        lines,
         "--task",
         "classify",
         "--download",
-        str(tmp_path / "results"),
+        str(download),
     )
     assert result["status"] == "Completed"
     assert (result["records"], result["errors"]) == (3, 1)
     (failure,) = result["failures"]
-    assert failure["input"] == f"s3://{bucket}/batch/in/records.jsonl" and failure["line"] == 2
+    assert failure["input"] == f"s3://{bucket}/batch/mixed/input.jsonl" and failure["line"] == 2
     assert "not a recognised image" in failure["error"]
-    answers = [
-        json.loads(line) for line in (tmp_path / "results" / "records.jsonl.out").read_text().splitlines()
-    ]
+    answers = [json.loads(line) for line in (download / "input.jsonl.out").read_text().splitlines()]
     assert answers[0][0]["predictions"][0]["label"] in CAT_LABELS
     assert answers[1]["status"] == 415
     assert COFFEE_LABELS & {p["label"] for p in answers[2][0]["predictions"]}
@@ -281,22 +296,9 @@ def test_a_failed_batch_job_is_reported_with_its_reason(
     deployed, aws_emulator, moto_endpoint, pushed_release
 ):
     bucket, _ = split_s3_uri(pushed_release["model_data"])
-    oversized = json.dumps({"images": "A" * (1024 * 1024 + 10)}) + "\n"
-    moto_client(moto_endpoint, "s3").put_object(
-        Bucket=bucket, Key="batch/big/input.jsonl", Body=oversized.encode()
-    )
-    error = run_deploy(
-        aws_emulator.url,
-        "sagemaker",
-        "batch",
-        NAME,
-        "--input",
-        f"s3://{bucket}/batch/big/input.jsonl",
-        "--output-path",
-        f"s3://{bucket}/batch/big-out/",
-        "--max-payload-mb",
-        "1",
-        status=1,
+    oversized = [json.dumps({"images": "A" * (1024 * 1024 + 10)})]
+    error = _batch(
+        aws_emulator.url, moto_endpoint, bucket, "big", oversized, "--max-payload-mb", "1", status=1
     )
     assert "failed: ClientError" in error and "413" in error
 
@@ -328,15 +330,8 @@ ASYNC = "pais-sm-async"
 @pytest.fixture(scope="module")
 def async_deployed(aws_emulator, pushed_release, moto_endpoint) -> dict:
     """An async endpoint on a copy of the artifacts (so that purging them harms no one)."""
-    bucket, key = split_s3_uri(pushed_release["model_data"])
-    s3 = moto_client(moto_endpoint, "s3")
-    original = s3.get_object(Bucket=bucket, Key=key)
-    s3.put_object(
-        Bucket=bucket,
-        Key="async-copy/model.tar.gz",
-        Body=original["Body"].read(),
-        Metadata=original["Metadata"],
-    )
+    bucket, _ = split_s3_uri(pushed_release["model_data"])
+    copy = copy_artifacts(moto_endpoint, pushed_release["model_data"], "async-copy/model.tar.gz")
     return run_deploy(
         aws_emulator.url,
         "sagemaker",
@@ -344,7 +339,7 @@ def async_deployed(aws_emulator, pushed_release, moto_endpoint) -> dict:
         ASYNC,
         "--create-role",
         "--model-data",
-        f"s3://{bucket}/async-copy/model.tar.gz",
+        copy,
         "--async",
         "--async-output",
         f"s3://{bucket}/async/out/",

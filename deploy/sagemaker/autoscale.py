@@ -45,6 +45,15 @@ def resource_id(endpoint: str, variant: str) -> str:
     return f"endpoint/{endpoint}/variant/{variant}"
 
 
+def _target(endpoint: str, variant: str) -> dict[str, str]:
+    """The parameters that name one variant's scalable target in every call."""
+    return {
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": resource_id(endpoint, variant),
+        "ScalableDimension": DIMENSION,
+    }
+
+
 def policy_name(endpoint: str, variant: str, kind: str) -> str:
     return f"{endpoint}-{variant}-{kind}"
 
@@ -56,13 +65,11 @@ def alarm_name(endpoint: str, variant: str) -> str:
 def apply(
     aws: Aws, endpoint: str, variant: str, spec: Autoscale, is_async: bool, tags: dict[str, str]
 ) -> dict[str, Any]:
-    target = resource_id(endpoint, variant)
+    target = _target(endpoint, variant)
     aws.write(
         "application-autoscaling",
         "RegisterScalableTarget",
-        ServiceNamespace=NAMESPACE,
-        ResourceId=target,
-        ScalableDimension=DIMENSION,
+        **target,
         MinCapacity=spec.minimum,
         MaxCapacity=spec.maximum,
         Tags=tags,
@@ -86,9 +93,7 @@ def apply(
         "application-autoscaling",
         "PutScalingPolicy",
         PolicyName=policy_name(endpoint, variant, "target-tracking"),
-        ServiceNamespace=NAMESPACE,
-        ResourceId=target,
-        ScalableDimension=DIMENSION,
+        **target,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": spec.target,
@@ -108,14 +113,12 @@ def apply(
     return result
 
 
-def _scale_from_zero(aws: Aws, endpoint: str, variant: str, target: str) -> str:
+def _scale_from_zero(aws: Aws, endpoint: str, variant: str, target: dict[str, str]) -> str:
     policy = aws.write(
         "application-autoscaling",
         "PutScalingPolicy",
         PolicyName=policy_name(endpoint, variant, "scale-from-zero"),
-        ServiceNamespace=NAMESPACE,
-        ResourceId=target,
-        ScalableDimension=DIMENSION,
+        **target,
         PolicyType="StepScaling",
         StepScalingPolicyConfiguration={
             "AdjustmentType": "ChangeInCapacity",
@@ -186,21 +189,16 @@ def restore(aws: Aws, endpoint: str, saved: dict[str, Any], tags: dict[str, str]
 
 def deregister(aws: Aws, endpoint: str, variant: str) -> None:
     """Remove the variant's scaling (its policies go with the target) and its alarm."""
+    target = _target(endpoint, variant)
     registered = aws.read(
         "application-autoscaling",
         "DescribeScalableTargets",
         ServiceNamespace=NAMESPACE,
-        ResourceIds=[resource_id(endpoint, variant)],
+        ResourceIds=[target["ResourceId"]],
         ScalableDimension=DIMENSION,
     )["ScalableTargets"]
     if registered:
-        aws.write(
-            "application-autoscaling",
-            "DeregisterScalableTarget",
-            ServiceNamespace=NAMESPACE,
-            ResourceId=resource_id(endpoint, variant),
-            ScalableDimension=DIMENSION,
-        )
+        aws.write("application-autoscaling", "DeregisterScalableTarget", **target)
     alarm = alarm_name(endpoint, variant)
     if aws.read("cloudwatch", "DescribeAlarms", AlarmNames=[alarm])["MetricAlarms"]:
         aws.write("cloudwatch", "DeleteAlarms", AlarmNames=[alarm])
