@@ -70,7 +70,11 @@ class Aws:
     def client(self, service: str) -> Any:
         clients = self.__dict__.setdefault("_clients", {})
         if service not in clients:
-            config = Config(retries={"max_attempts": self.options.max_attempts, "mode": "standard"})
+            # SageMaker lets a real-time invocation run 60 s, botocore's whole default read
+            # timeout: leave room for the answer to arrive.
+            config = Config(
+                retries={"max_attempts": self.options.max_attempts, "mode": "standard"}, read_timeout=120
+            )
             clients[service] = self.session.client(
                 service, endpoint_url=self.options.endpoint_url, config=config
             )

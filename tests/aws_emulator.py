@@ -297,7 +297,7 @@ class Job:
 class AwsEmulator:
     """The proxy: `url` is what the deploy tool is pointed at (--endpoint-url)."""
 
-    def __init__(self, moto_url: str, runtime: ContainerRuntime, max_startup_s: float = 300):
+    def __init__(self, moto_url: str, runtime: ContainerRuntime, max_startup_s: float = 600):
         self.moto_url = moto_url
         self.runtime = runtime
         self.max_startup_s = max_startup_s
@@ -305,7 +305,8 @@ class AwsEmulator:
         self.fleets: dict[str, Fleet] = {}
         self.jobs: dict[str, Job] = {}
         self.lock = threading.RLock()
-        self.http = httpx.Client(timeout=120, trust_env=False)
+        # Generous: the containers share two busy cores with the rest of the suite.
+        self.http = httpx.Client(timeout=600, trust_env=False)
         self.sm = moto_client(moto_url, "sagemaker")
         self.s3 = moto_client(moto_url, "s3")
         self.ecr = moto_client(moto_url, "ecr")

@@ -61,18 +61,23 @@ def test_model_store_is_uploaded_verified_and_complete(pushed_release, moto_endp
     assert head["ChecksumSHA256"]
     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert hashlib.sha256(data).hexdigest() == pushed_release["sha256"]
-    version = (STORE / "models" / "pais-classification" / "latest").read_text().strip()
-    assert pushed_release["models"] == {"pais-classification": version}
+    stored_models = sorted(p.name for p in (STORE / "models").iterdir() if p.name.startswith("pais-"))
+    versions = {name: (STORE / "models" / name / "latest").read_text().strip() for name in stored_models}
+    assert pushed_release["models"] == versions
     # One PAIS snapshot per task, as the container loads them from /opt/ml/model/<task>/.
-    stored = STORE / "models" / "pais-classification" / version
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         names = set(archive.getnames())
         weights = archive.extractfile("classification/weights.safetensors").read()
-    assert names == {
-        f"classification/{p.relative_to(stored).as_posix()}" for p in stored.rglob("*") if p.is_file()
+    expected = {
+        f"{name.removeprefix('pais-')}/{p.relative_to(STORE / 'models' / name / version).as_posix()}"
+        for name, version in versions.items()
+        for p in (STORE / "models" / name / version).rglob("*")
+        if p.is_file()
     }
+    assert names == expected
     assert "classification/pais-model.json" in names
-    assert weights == (stored / "weights.safetensors").read_bytes()
+    classification = STORE / "models" / "pais-classification" / versions["pais-classification"]
+    assert weights == (classification / "weights.safetensors").read_bytes()
 
 
 def test_pushing_the_same_release_again_uploads_nothing(pushed_release, aws_emulator, tmp_path):
