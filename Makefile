@@ -76,6 +76,11 @@ IMAGE_BACKEND ?= docker
 image: bento
 	$(VENV)/bin/bentoml containerize pais:latest --backend $(IMAGE_BACKEND) -t pais:$(VARIANT)
 
+# The AWS deployment tool: make deploy ARGS="sagemaker deploy pais --create-role" (see README, Deploy).
+.PHONY: deploy
+deploy: setup
+	$(PY) -m deploy $(ARGS)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
