@@ -275,3 +275,25 @@ def test_json_body_may_name_its_task(sagemaker):
     response = invoke(sagemaker, body, "application/json", "task=paint")  # the body's task wins
     assert response.status_code == 200, response.text
     assert len(response.json()[0]["predictions"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PAIS_DEVICE": "cuda"}, "CUDA is not available"),
+        ({"PAIS_MAX_BATCH_SIZE": "lots"}, "is not an integer"),
+    ],
+    ids=["gpu-image-without-gpu", "bad-setting"],
+)
+def test_entrypoint_fails_fast_on_a_misconfiguration(model_dir, env, message):
+    """BentoML restarts a failing model worker forever; the entrypoint checks first, so a
+    container with a bad setting exits at once instead of failing health checks later."""
+    port = free_port()
+    result = subprocess.run(
+        entrypoint("serve"),
+        env=service_env(SAGEMAKER_BIND_TO_PORT=str(port), PAIS_MODEL_DIR=str(model_dir), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
