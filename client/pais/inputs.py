@@ -44,7 +44,7 @@ def sniff_media_type(head: bytes) -> str:
 class Upload:
     """One file to upload, described without holding it open."""
 
-    source: FileInput
+    source: Path | bytes | IO[bytes]
     name: str
 
     @classmethod
@@ -63,23 +63,22 @@ class Upload:
     @contextlib.contextmanager
     def opened(self) -> Iterator[tuple[str, IO[bytes] | bytes, str]]:
         """(filename, content, media type) for httpx's `files=`, valid inside the block."""
-        if isinstance(self.source, Path):
-            media = mimetypes.guess_type(self.name)[0]
-            with open(self.source, "rb") as handle:
-                yield self.name, handle, media or sniff_media_type(handle.read(16))
-            return
         if isinstance(self.source, bytes):
             yield self.name, self.source, sniff_media_type(self.source[:16])
             return
-        handle = self.source  # a caller's open file: rewound for each attempt
-        handle.seek(0)
-        head = handle.read(16)
-        handle.seek(0)
-        yield self.name, handle, sniff_media_type(head)
+        if isinstance(self.source, Path):
+            with open(self.source, "rb") as opened:
+                yield self.name, opened, self._media_type(opened)
+            return
+        self.source.seek(0)  # a caller's open file: rewound for each attempt
+        yield self.name, self.source, self._media_type(self.source)
 
-    def read(self) -> bytes:
-        with self.opened() as (_, content, _media):
-            return content if isinstance(content, bytes) else content.read()
+    def _media_type(self, handle: IO[bytes]) -> str:
+        media = mimetypes.guess_type(self.name)[0]
+        if media is None:
+            media = sniff_media_type(handle.read(16))
+            handle.seek(0)
+        return media
 
 
 def _seekable(handle: IO[bytes]) -> bool:

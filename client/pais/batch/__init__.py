@@ -52,8 +52,8 @@ async def run_batch_async(
     source = open_input(input, spec.kind)
     sink: Sink
     if is_s3_uri(output):
-        job = {"task": task, "input": input, "options": options or {}}
-        sink = S3Sink(output, state_dir, fsync_interval_s, part_records, job=job)
+        described = {"task": task, "input": input, "options": options or {}}
+        sink = S3Sink(output, state_dir, fsync_interval_s, part_records, job=described)
     else:
         sink = LocalSink(output, fsync_interval_s)
     client_options: dict[str, Any] = {"retry": retry}
@@ -63,7 +63,11 @@ async def run_batch_async(
         from ..sagemaker import SageMakerTransport
 
         transport: Any = SageMakerTransport(
-            sagemaker_endpoint, region=region, retry=retry, max_workers=concurrency, **_timeout(timeout_s)
+            sagemaker_endpoint,
+            region=region,
+            retry=retry,
+            max_workers=concurrency,
+            timeout_s=timeout_s or 70.0,
         )
         batch_size = batch_size or min(spec.default_batch_size, SAGEMAKER_BATCH_SIZE)
     else:
@@ -116,10 +120,6 @@ async def _check_route(client: AsyncClient, path: str) -> None:
     paths = document.get("paths", {}) if isinstance(document, dict) else {}
     if paths and path not in paths:
         raise JobAborted(f"{client.url} has no {path} endpoint (not in its GET /docs.json)")
-
-
-def _timeout(timeout_s: float | None) -> dict[str, float]:
-    return {} if timeout_s is None else {"timeout_s": timeout_s}
 
 
 __all__ = ["TASKS", "BatchSummary", "InputError", "JobAborted", "run_batch", "run_batch_async"]

@@ -237,6 +237,7 @@ class JsonlSource(Source):
         if self.s3 is not None:  # relative to the JSONL object's "folder"
             return S3File(self.s3.sibling(where))
         path = Path(where)
+        assert self.base is not None  # a local JSONL file
         return LocalFile(path if path.is_absolute() else self.base / path)
 
 

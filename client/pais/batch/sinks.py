@@ -112,6 +112,11 @@ PART = re.compile(r"part-(\d{6,})\.jsonl$")
 SEGMENT = re.compile(r"segment-(\d{6,})\.jsonl$")
 
 
+def sequence(pattern: re.Pattern[str], name: str) -> int | None:
+    match = pattern.search(name)
+    return int(match.group(1)) if match else None
+
+
 class S3Sink(Sink):
     """`s3://bucket/prefix/`: `parts/part-NNNNNN.jsonl`, `_manifest.json`, `files/`."""
 
@@ -134,6 +139,7 @@ class S3Sink(Sink):
         self.parts: list[str] = []
         self.next_seq = 1
         self.segment: Journal | None = None
+        self.segment_seq = 0
         self.segment_started = 0.0
         self._lock: IO[bytes] | None = None
         self._upload: asyncio.Task[None] | None = None
@@ -154,10 +160,10 @@ class S3Sink(Sink):
         self.scan = ScanResult()
         seqs = [0]
         for key in sorted(self.root.child("parts/").iter_keys()):
-            match = PART.search(key)
-            if not match:
+            seq = sequence(PART, key)
+            if seq is None:
                 continue
-            seqs.append(int(match.group(1)))
+            seqs.append(seq)
             part = S3Location(self.root.bucket, key)
             lines = list(part.iter_lines())  # a part is at most part_records lines
             kept = list(scan_lines(iter(lines), keep, self.scan))
@@ -168,15 +174,19 @@ class S3Sink(Sink):
                 self.parts.append(key)
             else:
                 part.delete()
-        leftovers = sorted(self.state_dir.glob("segment-*.jsonl"))
-        seqs += [int(SEGMENT.search(p.name).group(1)) for p in leftovers if SEGMENT.search(p.name)]
-        self.next_seq = max(seqs) + 1
-        for path in leftovers:  # segments of a killed run on this machine
+        leftovers = {}  # segments of a killed run on this machine, by sequence number
+        for path in self.state_dir.glob("segment-*.jsonl"):
+            seq = sequence(SEGMENT, path.name)
+            if seq is not None:
+                leftovers[seq] = path
+        self.next_seq = max(seqs + list(leftovers)) + 1
+        for seq, path in sorted(leftovers.items()):
             repair(path, keep, self.scan)  # drops ids already committed in parts
-            self._commit(path, int(SEGMENT.search(path.name).group(1)))
+            self._commit(path, seq)
         self._new_segment()
 
     def _new_segment(self) -> None:
+        self.segment_seq = self.next_seq
         self.segment = Journal(self._segment_path(self.next_seq), self.fsync_interval_s, locked=False)
         self.segment.open(lambda entry: True)
         self.next_seq += 1
@@ -226,10 +236,9 @@ class S3Sink(Sink):
             return
         if self._upload is not None:
             await self._upload
-        closed = self.segment
+        closed, seq = self.segment, self.segment_seq
         closed.close()
         self._new_segment()
-        seq = int(SEGMENT.search(closed.path.name).group(1))
         self._upload = asyncio.create_task(asyncio.to_thread(self._commit, closed.path, seq))
 
     async def save_file(self, record_id: str, answer: Binary) -> dict[str, Any]:
@@ -242,11 +251,9 @@ class S3Sink(Sink):
             if self._upload is not None:
                 await self._upload
             if self.segment is not None:
-                closed = self.segment
+                closed, self.segment = self.segment, None
                 closed.close()
-                self.segment = None
-                seq = int(SEGMENT.search(closed.path.name).group(1))
-                await asyncio.to_thread(self._commit, closed.path, seq)
+                await asyncio.to_thread(self._commit, closed.path, self.segment_seq)
             await asyncio.to_thread(self._write_manifest, complete)
         finally:
             if self._lock is not None:
