@@ -18,29 +18,29 @@ documentation), and nothing more:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from .scripted_server import LocalServer, reply
 
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
 INVOKE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
-class SageMakerRuntimeShim:
+class SageMakerRuntimeShim(LocalServer):
     def __init__(self, container_url: str, endpoint_name: str):
         self.container_url = container_url.rstrip("/")
         self.endpoint_name = endpoint_name
         self.invocations = 0
         self._http = httpx.Client(timeout=120)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler_class())
+
+    def closed(self) -> None:
+        self._http.close()
 
     def _invoke(self, name: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         if name != self.endpoint_name:
@@ -94,25 +94,9 @@ class SageMakerRuntimeShim:
                 else:
                     headers_in = {k.lower(): v for k, v in self.headers.items()}
                     status, headers, payload = shim._invoke(match.group(1), headers_in, body)
-                self.send_response(status)
-                for name, value in {**headers, "Content-Length": str(len(payload))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                reply(self, status, headers, payload)
 
         return Handler
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[SageMakerRuntimeShim]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            self._http.close()
-            thread.join(5)
 
 
 def _json(value: Any) -> bytes:

@@ -33,9 +33,41 @@ class Seen:
     at: float
 
 
-class ScriptedServer:
-    """Answers requests with the scripted answers in order, then with `then` (default: the
-    last scripted answer again), or with `handler(seen)` when given."""
+class LocalServer:
+    """A threaded HTTP server on a free 127.0.0.1 port, serving while `running()`."""
+
+    def __init__(self, handler_class: type[BaseHTTPRequestHandler]):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def closed(self) -> None:
+        """Called once the server has stopped."""
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Any]:
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            thread.join(5)
+            self.closed()
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
+    handler.send_response(status)
+    for name, value in {**headers, "Content-Length": str(len(payload))}.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
+class ScriptedServer(LocalServer):
+    """Answers requests with the scripted answers in order (the last one again once they
+    run out), or with `handler(seen)` when given."""
 
     def __init__(
         self,
@@ -48,9 +80,7 @@ class ScriptedServer:
         self.record = record  # keep every request in `seen` (off for long runs)
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler_class())
 
     def _next(self, seen: Seen) -> Answer:
         with self._lock:
@@ -91,24 +121,8 @@ class ScriptedServer:
                     payload, media = answer.body, "application/octet-stream"
                 else:
                     payload, media = json.dumps(answer.body).encode(), "application/json"
-                self.send_response(answer.status)
-                headers = {"Content-Type": media, **answer.headers, "Content-Length": str(len(payload))}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                reply(self, answer.status, {"Content-Type": media, **answer.headers}, payload)
 
             do_GET = do_POST = _serve
 
         return Handler
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[ScriptedServer]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join(5)

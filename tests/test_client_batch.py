@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pais import RetryPolicy
 from pais.batch import JobAborted, run_batch
 from pais.batch.s3 import s3_client
 
@@ -290,16 +291,22 @@ def s3_output(bucket: str, prefix: str) -> tuple[dict[str, Any], list[dict[str, 
 
 def test_s3_prefix_in_s3_prefix_out(server, bucket, tmp_path):
     ids = put_photos(bucket, "in/", 12, 9)
-    summary = run_batch(
-        "classify",
-        f"s3://{bucket}/in/",
-        f"s3://{bucket}/out/",
-        url=server,
-        api_key=API_KEY,
-        progress=False,
-        part_records=5,
-        state_dir=str(tmp_path / "state"),
-    )
+
+    def classify(state: str, **options: Any) -> Any:
+        source, output = f"s3://{bucket}/in/", f"s3://{bucket}/out/"
+        state_dir = str(tmp_path / state)
+        return run_batch(
+            "classify",
+            source,
+            output,
+            url=server,
+            api_key=API_KEY,
+            progress=False,
+            state_dir=state_dir,
+            **options,
+        )
+
+    summary = classify("state", part_records=5)
     assert (summary.done, summary.failed, summary.total) == (21, 0, 21)
     manifest, entries = s3_output(bucket, "out/")
     assert manifest["complete"] is True and manifest["ok"] == 21 and manifest["task"] == "classify"
@@ -308,15 +315,7 @@ def test_s3_prefix_in_s3_prefix_out(server, bucket, tmp_path):
     for entry in entries:
         check_labels(entry)
     assert not list((tmp_path / "state").glob("segment-*.jsonl"))  # everything committed
-    again = run_batch(
-        "classify",
-        f"s3://{bucket}/in/",
-        f"s3://{bucket}/out/",
-        url=server,
-        api_key=API_KEY,
-        progress=False,
-        state_dir=str(tmp_path / "state-elsewhere"),  # another machine: the parts say what is done
-    )
+    again = classify("state-elsewhere")  # another machine: the parts say what is done
     assert again.skipped == 21 and again.done == 0
 
 
@@ -440,3 +439,29 @@ def test_progress_line_has_rate_and_eta(tmp_path):
     last = stream.getvalue().strip().splitlines()[-1]
     assert "500/500" in last and "done 500" in last and "/s" in last and "ETA" in last
     assert "500" in summary.render() and summary.throughput > 0
+
+
+def test_server_down_stops_the_job_and_a_rerun_does_the_rest(tmp_path):
+    source, out = tmp_path / "texts.jsonl", tmp_path / "out.jsonl"
+    jsonl_texts(source, 2000, 10)
+
+    def down(seen: Seen) -> Answer:
+        if seen.path == "/docs.json":
+            return Answer(200, {"paths": {"/translate": {}}})
+        return Answer(503, {"error": "down for maintenance"})
+
+    quick = RetryPolicy(max_retries=1, backoff_s=0.01)
+    with ScriptedServer(handler=down).running() as fake:
+        summary = run_batch(
+            "translate", str(source), str(out), url=fake.url, options={"target": "es"}, retry=quick
+        )
+    assert summary.aborted and "in a row" in summary.aborted
+    written = lines(out)
+    assert 0 < len(written) < 2000 and all(entry["error"]["retryable"] for entry in written)
+    with ScriptedServer(handler=echo_translations).running() as fake:
+        again = run_batch("translate", str(source), str(out), url=fake.url, options={"target": "es"})
+    assert again.done == 2000 and again.skipped == 0  # the failed ones were tried again
+    final = lines(out)
+    assert (
+        len(final) == 2000 and len({entry["id"] for entry in final}) == 2000 and all(e["ok"] for e in final)
+    )

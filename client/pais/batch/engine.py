@@ -135,7 +135,8 @@ class BatchJob:
                 running.add(task)
                 task.add_done_callback(finished)
             await asyncio.gather(*running)
-        except BaseException:  # cancelled (Ctrl-C) or the input broke: stop what is in flight
+        except BaseException as error:  # cancelled (Ctrl-C) or the input broke: stop what is in flight
+            self.abort(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
