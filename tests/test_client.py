@@ -15,7 +15,8 @@ from PIL import Image as PILImage
 
 import pais
 
-from .images import CAT_LABELS, COFFEE_LABELS, photo
+from .client_media import side_by_side, write_cat_video
+from .images import CAT_LABELS, COFFEE_LABELS
 from .servers import free_port
 
 pytestmark = pytest.mark.server
@@ -121,40 +122,32 @@ def test_unreachable_server_is_a_connection_error():
 # -- detection and video (issue 3) --------------------------------------------------
 
 
-def test_detect(call, server_routes, cat_jpeg):
+def test_detect(call, server_routes):
     needs(server_routes, "/detect")
-    (result,) = call("detect", [cat_jpeg], score_threshold=0.2)
-    assert isinstance(result, pais.Detections)
-    assert (result.width, result.height) == (451, 300)
-    cats = [d for d in result.detections if d.label == "cat"]
-    assert cats, result
-    x1, y1, x2, y2 = cats[0].box
-    assert 0 <= x1 < x2 <= 451 and 0 <= y1 < y2 <= 300
-    (only_people,) = call("detect", [cat_jpeg], classes=["person"])
-    assert all(d.label == "person" for d in only_people.detections)
+    image, (cat_tile, coffee_tile) = side_by_side(["chelsea", "coffee"])
+    (result,) = call("detect", [image], score_threshold=0.2)
+    assert isinstance(result, pais.Detections) and result.width == coffee_tile[2] + 40
+    for label, (x1, y1, x2, y2) in (("cat", cat_tile), ("cup", coffee_tile)):
+        boxes = [d.box for d in result.detections if d.label == label]
+        assert boxes, (label, result)
+        centre_x, centre_y = (boxes[0][0] + boxes[0][2]) / 2, (boxes[0][1] + boxes[0][3]) / 2
+        assert x1 <= centre_x <= x2 and y1 <= centre_y <= y2, (label, boxes[0])
+    (only_cups,) = call("detect", [image], classes=["cup"], score_threshold=0.2)
+    assert only_cups.labels() == {"cup"}
 
 
-def test_detect_annotated(call, server_routes, cat_jpeg):
+def test_detect_annotated(call, server_routes):
     needs(server_routes, "/detect/annotated")
-    image = call("detect_annotated", cat_jpeg, format="png")
-    assert isinstance(image, pais.Image) and image.content_type == "image/png"
-    assert PILImage.open(io.BytesIO(image.content)).size == (451, 300)
+    image, _ = side_by_side(["chelsea", "coffee"])
+    annotated = call("detect_annotated", image, format="png")
+    assert isinstance(annotated, pais.Image) and annotated.content_type == "image/png"
+    assert annotated.extension == "png"
+    assert PILImage.open(io.BytesIO(annotated.content)).size == PILImage.open(io.BytesIO(image)).size
 
 
 @pytest.fixture(scope="module")
 def cat_video(tmp_path_factory) -> Path:
-    """3 s at 10 fps: the cat photo for the first 2 s, then the coffee photo."""
-    import cv2
-
-    path = tmp_path_factory.mktemp("video") / "cat-then-coffee.mp4"
-    cat, coffee = photo("chelsea"), photo("coffee")
-    size = (cat.shape[1] // 2 * 2, cat.shape[0] // 2 * 2)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
-    for index in range(30):
-        frame = cat if index < 20 else coffee
-        writer.write(cv2.cvtColor(cv2.resize(frame, size), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return write_cat_video(tmp_path_factory.mktemp("video") / "cat-then-coffee.mp4")
 
 
 def test_analyze_video(call, server_routes, cat_video):
@@ -163,8 +156,11 @@ def test_analyze_video(call, server_routes, cat_video):
     assert isinstance(result, pais.VideoAnalysis)
     assert abs(result.duration_s - 3.0) < 0.3
     assert len(result.frames) >= 5
-    assert "cat" in result.summary, result.summary
-    assert result.summary["cat"].first_s < 0.6 and 1.4 <= result.summary["cat"].last_s < 2.1
+    assert {"cat", "cup"} <= set(result.summary), result.summary
+    cat, cup = result.summary["cat"], result.summary["cup"]
+    assert cat.first_s < 0.6 and 1.4 <= cat.last_s < 2.1 and cat.max_count == 1
+    assert 1.9 <= cup.first_s < 2.6  # within one sampling step of the cut
+    assert any(label.label in CAT_LABELS for label in result.frames[0].labels)  # classification too
 
 
 # -- translation (issue 4) ----------------------------------------------------------

@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from pais import RetryPolicy
 from pais.batch import JobAborted, run_batch
 from pais.batch.s3 import s3_client
 
+from .client_media import side_by_side, write_cat_video
 from .images import CAT_LABELS, COFFEE_LABELS, encode, photo
 from .scripted_server import Answer, ScriptedServer, Seen
 from .servers import BIN, bentoml_serve, free_port, running_server, service_env
@@ -465,3 +467,138 @@ def test_server_down_stops_the_job_and_a_rerun_does_the_rest(tmp_path):
     assert (
         len(final) == 2000 and len({entry["id"] for entry in final}) == 2000 and all(e["ok"] for e in final)
     )
+
+
+# -- the other tasks (their endpoints come with issues 3-6: skipped until the server has them)
+
+
+@pytest.fixture(scope="module")
+def routes(server) -> set[str]:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    return set(httpx.get(f"{server}/docs.json", headers=headers, timeout=30).json()["paths"])
+
+
+def needs(routes: set[str], path: str) -> None:
+    if path not in routes:
+        pytest.skip(
+            f"the server has no {path} yet (not in its GET /docs.json): it comes with that task's issue"
+        )
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def test_synthesize_writes_audio_files_beside_the_output(server, routes, tmp_path):
+    needs(routes, "/synthesize")
+    source = write_jsonl(
+        tmp_path / "lines.jsonl",
+        [
+            {"id": "hello", "text": "Hello there. This is a batch job."},
+            {"id": "fast", "text": "The same words, read faster.", "speed": 1.5},
+            {"id": "empty", "text": ""},
+        ],
+    )
+    out = tmp_path / "speech.jsonl"
+    summary = run_batch("synthesize", str(source), str(out), url=server, api_key=API_KEY, progress=False)
+    assert (summary.done, summary.failed) == (2, 1)
+    by_id = {entry["id"]: entry for entry in lines(out)}
+    assert 400 <= by_id["empty"]["error"]["status"] < 500
+    for name in ("hello", "fast"):
+        result = by_id[name]["result"]
+        audio = (tmp_path / result["file"]).read_bytes()
+        assert audio[:4] == b"RIFF" and len(audio) == result["bytes"] and result["sample_rate"] > 0
+        assert result["file"].startswith("speech.files/") and 0.5 < result["duration_s"] < 10
+
+
+def test_detect_annotated_images_to_s3(server, routes, bucket, tmp_path):
+    needs(routes, "/detect/annotated")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image, _ = side_by_side(["chelsea", "coffee"])
+    (folder / "a.jpg").write_bytes(image)
+    (folder / "b.jpg").write_bytes(image)
+    summary = run_batch(
+        "detect_annotated",
+        str(folder),
+        f"s3://{bucket}/annotated/",
+        url=server,
+        api_key=API_KEY,
+        options={"format": "png"},
+        progress=False,
+        state_dir=str(tmp_path / "state"),
+    )
+    assert summary.done == 2
+    _, entries = s3_output(bucket, "annotated/")
+    for entry in entries:
+        uri = entry["result"]["file"]
+        assert (
+            uri.startswith(f"s3://{bucket}/annotated/files/")
+            and entry["result"]["content_type"] == "image/png"
+        )
+        data = s3_client().get_object(Bucket=bucket, Key=uri.split("/", 3)[3])["Body"].read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) == entry["result"]["bytes"]
+
+
+def test_translate_groups_records_by_language_pair(server, routes, tmp_path):
+    needs(routes, "/translate")
+    sentence = "The weather is nice and I would like to buy a new car."
+    records = [{"id": f"es-{i}", "text": sentence, "source": "en"} for i in range(5)]
+    records += [{"id": "ca", "text": sentence, "source": "en", "target": "ca"}]
+    out = tmp_path / "out.jsonl"
+    summary = run_batch(
+        "translate",
+        str(write_jsonl(tmp_path / "texts.jsonl", records)),
+        str(out),
+        url=server,
+        api_key=API_KEY,
+        options={"target": "es"},
+        progress=False,
+    )
+    assert (summary.done, summary.requests) == (6, 2)  # one request per language pair
+    by_id = {entry["id"]: entry["result"] for entry in lines(out)}
+    assert all("coche nuevo" in by_id[f"es-{i}"]["translation"].lower() for i in range(5))
+    assert by_id["ca"]["target"] == "ca" and by_id["ca"]["translation"] != by_id["es-0"]["translation"]
+
+
+def test_recommend_and_similar_items_from_jsonl(server, routes, tmp_path):
+    needs(routes, "/recommend")
+    records = [{"id": f"user-{user}", "user_id": str(user), "k": 3} for user in (1, 2, 3)]
+    records += [{"id": "query", "query": "animated film for children", "k": 5}, {"id": "neither", "k": 3}]
+    out = tmp_path / "recs.jsonl"
+    summary = run_batch(
+        "recommend",
+        str(write_jsonl(tmp_path / "users.jsonl", records)),
+        str(out),
+        url=server,
+        api_key=API_KEY,
+    )
+    assert (summary.done, summary.failed) == (4, 1)
+    by_id = {entry["id"]: entry for entry in lines(out)}
+    assert all(len(by_id[f"user-{user}"]["result"]["items"]) == 3 for user in (1, 2, 3))
+    assert "exactly one" in by_id["neither"]["error"]["error"]
+    seed = by_id["query"]["result"]["items"][0]["item_id"]
+    similar = run_batch(
+        "similar_items",
+        str(write_jsonl(tmp_path / "items.jsonl", [{"id": "seed", "item_id": seed, "k": 4}])),
+        str(tmp_path / "similar.jsonl"),
+        url=server,
+        api_key=API_KEY,
+    )
+    assert similar.done == 1 and len(lines(tmp_path / "similar.jsonl")[0]["result"]["items"]) == 4
+
+
+def test_analyze_videos_in_a_folder(server, routes, tmp_path):
+    needs(routes, "/analyze_video")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_cat_video(folder / "clip.mp4")
+    (folder / "notes.txt").write_text("not a video: not taken")
+    out = tmp_path / "out.jsonl"
+    summary = run_batch(
+        "analyze_video", str(folder), str(out), url=server, api_key=API_KEY, options={"sample_fps": 2}
+    )
+    assert (summary.done, summary.total) == (1, 1)
+    (entry,) = lines(out)
+    assert entry["id"] == "clip.mp4" and "cat" in entry["result"]["summary"]
