@@ -95,7 +95,7 @@ class BatchJob:
         stop_counting = threading.Event()
         if self.count_total:
             threading.Thread(target=self._count, args=(stop_counting,), daemon=True).start()
-        helpers = []
+        helpers = [asyncio.create_task(self._sync_periodically())]
         if self.progress:
             stream = None if self.progress is True else self.progress
             helpers.append(asyncio.create_task(ProgressLine(self.summary, stream).run()))
@@ -141,6 +141,11 @@ class BatchJob:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             raise
+
+    async def _sync_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.sink.sync_if_due()
 
     def abort(self, reason: str) -> None:
         if self.summary.aborted is None:

@@ -124,7 +124,12 @@ class Journal:
             data = data[written:]
         self.lines += 1
         self._dirty = True
-        if time.monotonic() - self._last_sync >= self.fsync_interval_s:
+        self.sync_if_due()
+
+    def sync_if_due(self) -> None:
+        """fsync when lines are waiting and the interval has passed (also called by the
+        job once a second, so lines written just before a quiet spell get synced too)."""
+        if self._dirty and time.monotonic() - self._last_sync >= self.fsync_interval_s:
             self.sync()
 
     def sync(self) -> None:

@@ -72,6 +72,9 @@ class Sink:
         """Store a file answer; the `result` of its line."""
         raise NotImplementedError
 
+    def sync_if_due(self) -> None:
+        """fsync the lines written since the last sync, if the interval has passed."""
+
     async def close(self, complete: bool) -> None:
         raise NotImplementedError
 
@@ -91,6 +94,9 @@ class LocalSink(Sink):
 
     async def write(self, entry: dict[str, Any]) -> None:
         self.journal.append(entry)
+
+    def sync_if_due(self) -> None:
+        self.journal.sync_if_due()
 
     async def save_file(self, record_id: str, answer: Binary) -> dict[str, Any]:
         target = self.files_dir / file_name(record_id, answer.extension)
@@ -143,6 +149,7 @@ class S3Sink(Sink):
         self.segment_started = 0.0
         self._lock: IO[bytes] | None = None
         self._upload: asyncio.Task[None] | None = None
+        self._rotating = asyncio.Lock()
 
     def _part(self, seq: int) -> S3Location:
         return self.root.child(f"parts/part-{seq:06d}.jsonl")
@@ -230,16 +237,25 @@ class S3Sink(Sink):
     async def _rotate(self) -> None:
         """Close the segment and upload it in the background (one upload at a time: the
         next rotation waits for the previous upload, which bounds local state)."""
-        assert self.segment is not None
-        if self.segment.lines == 0:
-            self.segment_started = time.monotonic()
-            return
-        if self._upload is not None:
-            await self._upload
-        closed, seq = self.segment, self.segment_seq
-        closed.close()
-        self._new_segment()
-        self._upload = asyncio.create_task(asyncio.to_thread(self._commit, closed.path, seq))
+        async with self._rotating:  # writers that meet the limit together rotate once
+            assert self.segment is not None
+            if self._upload is not None:
+                await self._upload
+                self._upload = None
+            age = time.monotonic() - self.segment_started
+            if self.segment.lines < self.part_records and age < self.part_interval_s:
+                return  # another writer rotated while this one waited
+            if self.segment.lines == 0:
+                self.segment_started = time.monotonic()
+                return
+            closed, seq = self.segment, self.segment_seq
+            closed.close()
+            self._new_segment()
+            self._upload = asyncio.create_task(asyncio.to_thread(self._commit, closed.path, seq))
+
+    def sync_if_due(self) -> None:
+        if self.segment is not None:
+            self.segment.sync_if_due()
 
     async def save_file(self, record_id: str, answer: Binary) -> dict[str, Any]:
         target = self.root.child(f"files/{file_name(record_id, answer.extension)}")
