@@ -135,3 +135,29 @@ def test_retry_policy_waits():
     assert 5.0 <= policy.delay_after_status(503, {"retry-after": "5"}, 0) <= 6.0
     assert policy.delay_after_status(429, {"retry-after": "3600"}, 0) is None  # too long: raise now
     assert policy.delay_after_status(429, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0) <= 1.0
+
+
+@modes
+def test_answers_are_freed_without_the_garbage_collector(mode):
+    """httpx ties a response to its stream in a reference cycle; the client cuts it, so a
+    batch job's request bodies are freed at once, not at the next cyclic collection."""
+    import gc
+    import weakref
+
+    from pais import calls
+
+    async def exchange_async(url: str) -> Any:
+        async with pais.AsyncClient(url) as client:
+            return weakref.ref(await client.exchange(calls.classify([IMAGE])))
+
+    with ScriptedServer([Answer(200, CLASSIFIED)]).running() as server:
+        gc.disable()
+        try:
+            if mode == "sync":
+                with pais.Client(server.url) as client:
+                    answer = weakref.ref(client.exchange(calls.classify([IMAGE])))
+            else:
+                answer = asyncio.run(exchange_async(server.url))
+            assert answer() is None
+        finally:
+            gc.enable()

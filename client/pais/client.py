@@ -114,6 +114,15 @@ class _Endpoints:
     openapi = Endpoint(calls.openapi)
 
 
+def _unbound(response: httpx.Response) -> httpx.Response:
+    """httpx binds a response's stream back to the response, a reference cycle: every
+    response, with its request's body (a batch of images), then waits for the cyclic
+    garbage collector, and a long batch job's memory creeps up. Once the body has been
+    read the stream is not needed: dropping it frees both as soon as the caller lets go."""
+    response.stream = httpx.ByteStream(b"")
+    return response
+
+
 class _ClientBase(_Endpoints):
     _http_type: type[httpx.Client] | type[httpx.AsyncClient]
 
@@ -184,8 +193,8 @@ class Client(_ClientBase):
             except httpx.TransportError as error:
                 outcome = error
             delay = retrying.delay(outcome)
-            if delay is None:
-                return outcome  # type: ignore[return-value]  # errors were raised by delay()
+            if delay is None:  # errors were raised by delay()
+                return outcome if call.stream else _unbound(outcome)  # type: ignore[arg-type,return-value]
             if isinstance(outcome, httpx.Response):
                 outcome.close()
             time.sleep(delay)
@@ -224,7 +233,7 @@ class AsyncClient(_ClientBase):
                 outcome = error
             delay = retrying.delay(outcome)
             if delay is None:
-                return outcome  # type: ignore[return-value]
+                return outcome if call.stream else _unbound(outcome)  # type: ignore[arg-type,return-value]
             if isinstance(outcome, httpx.Response):
                 await outcome.aclose()
             await asyncio.sleep(delay)
