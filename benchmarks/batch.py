@@ -143,10 +143,13 @@ def jsonl(path: Path, count: int) -> list[str]:
 
 
 def peak_rss_mb(source: Path, out: Path, url: str) -> float:
-    """Peak RSS of a `pais batch translate` process over `source`."""
+    """Peak RSS of a `pais batch translate` process over `source`: VmHWM, the high-water
+    mark of the process's own memory (ru_maxrss would also count the parent's pages the
+    child held between fork and exec)."""
     code = (
-        "import resource, sys\nfrom pais.cli import main\nrc = main(sys.argv[1:])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(0 if rc == 0 else rc)"
+        "import sys\nfrom pais.cli import main\nrc = main(sys.argv[1:])\n"
+        "status = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+        "print(int(status['VmHWM'].split()[0]))\nsys.exit(0 if rc == 0 else rc)"
     )
     command = [sys.executable, "-c", code, "batch", "translate", str(source), "--out", str(out)]
     result = subprocess.run(
