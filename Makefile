@@ -43,6 +43,7 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	$(PIP) install -q --disable-pip-version-check -r requirements/base.txt -r requirements/onnxruntime-cpu.txt \
 		-r requirements/dev.txt -c requirements/constraints.txt
 	$(PIP) install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps -e ./client
 	touch $@
 
 # Import the selected models (PAIS_<TASK>_MODEL) into the BentoML model store.
