@@ -30,6 +30,7 @@ __all__ = [
     "ImageInput",
     "decode",
     "decode_many",
+    "decode_slots",
     "sniff",
     "to_rgb_tensor",
 ]
@@ -88,6 +89,20 @@ def decode_many(
     for i, result in zip(pending, decoded_rest, strict=True):
         results[i] = result if isinstance(result, ImageError) else result.to(device, non_blocking=True)
     return results  # type: ignore[return-value]
+
+
+def decode_slots(
+    images: Sequence[bytes | torch.Tensor], device: torch.device | str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[torch.Tensor | ImageError]:
+    """A runtime's batch input, encoded bytes and decoded tensors mixed: the bytes are
+    decoded (all in one `decode_many` call), the tensors pass through, each in its slot."""
+    encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
+    slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
+    if encoded:
+        decoded = decode_many([images[i] for i in encoded], device, max_pixels)  # type: ignore[misc]
+        for i, result in zip(encoded, decoded, strict=True):
+            slots[i] = result
+    return slots
 
 
 def to_rgb_tensor(item: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor | bytes:

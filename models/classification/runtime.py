@@ -15,7 +15,7 @@ import torch
 
 from ..catalog import default_source
 from ..device import Placement, choose_placement
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_many, to_rgb_tensor
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_slots, to_rgb_tensor
 from ..info import ModelInfo
 from ..sources import parse_source
 from . import MAX_TOP_K, loaders
@@ -49,10 +49,7 @@ class ImageClassifier:
         self.placement = placement
         self.max_pixels = max_pixels
         self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
-        network = loaded.network.eval().to(placement.device, placement.dtype)
-        if placement.channels_last:
-            network = network.to(memory_format=torch.channels_last)
-        self.network = network
+        self.network = placement.place(loaded.network)
         self.labels = loaded.labels
         self.preprocess = loaded.preprocess
         self.info: ModelInfo = loaded.info.with_details(
@@ -104,7 +101,7 @@ class ImageClassifier:
         for k in top_ks:
             if not 1 <= k <= MAX_TOP_K:
                 raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
-        slots = self._decode(images)
+        slots = decode_slots(images, self.placement.device, self.max_pixels)
         results: list[Classification | ImageError] = list(slots)  # type: ignore[arg-type]
         good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
         for start in range(0, len(good), self.max_batch_size):
@@ -123,15 +120,6 @@ class ImageClassifier:
                     ],
                 )
         return results
-
-    def _decode(self, images: Sequence[bytes | torch.Tensor]) -> list[torch.Tensor | ImageError]:
-        encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
-        slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
-        if encoded:
-            decoded = decode_many([images[i] for i in encoded], self.placement.device, self.max_pixels)
-            for i, result in zip(encoded, decoded, strict=True):
-                slots[i] = result
-        return slots
 
     @torch.inference_mode()
     def _probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
