@@ -1,0 +1,176 @@
+"""ObjectDetector: the detection runtime, usable from a notebook or a service.
+
+>>> detector = ObjectDetector.load("default")
+>>> [d.label for d in detector.detect([Path("street.jpg")])[0].detections]
+['person', 'person', 'bicycle']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..catalog import default_source
+from ..device import Placement, choose_placement
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_slots, to_rgb_tensor
+from ..info import ModelInfo
+from ..sources import parse_source
+from . import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, loaders
+from .backend import Query, finish
+from .drawing import draw_detections
+from .options import DetectOptions, canonical_classes
+
+# Index entries of torchvision's COCO list that are no class (gaps in COCO's ids).
+_PLACEHOLDER_LABELS = {"", "__background__", "N/A"}
+DEFAULT_OPTIONS = DetectOptions()
+
+
+@dataclass(frozen=True)
+class Detection:
+    label: str
+    score: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in input-image pixels (after EXIF)
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    model: str
+    width: int  # of the image as oriented by EXIF: what the boxes refer to
+    height: int
+    detections: list[Detection]  # highest score first
+    annotated: bytes | None = None  # the image with the detections drawn, when asked for
+
+
+class ObjectDetector:
+    task = loaders.TASK
+
+    def __init__(
+        self,
+        loaded: loaders.LoadedDetector,
+        placement: Placement,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_batch_size: int = 64,
+    ):
+        self._loaded = loaded
+        self.placement = placement
+        self.max_pixels = max_pixels
+        self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
+        self.backend = loaded.backend.placed(placement)
+        # the classes a query can name: each label once, by its first index
+        self._class_ids: dict[str, int] = {}
+        for index, label in enumerate(self.backend.labels):
+            if label not in _PLACEHOLDER_LABELS:
+                self._class_ids.setdefault(label, index)
+        # without a class filter, every class but the placeholders
+        self._every_class: tuple[int, ...] | None = tuple(self._class_ids.values())
+        if len(self._every_class) == len(self.backend.labels):
+            self._every_class = None
+        self.info: ModelInfo = loaded.info.with_details(
+            labels=self.labels, placement=placement.describe(), **self.backend.describe()
+        )
+
+    @classmethod
+    def load(
+        cls,
+        source: str = "default",
+        *,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        channels_last: bool | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> ObjectDetector:
+        """Load from a source URI ("default" is the catalog's offline default)."""
+        uri = default_source(loaders.TASK) if source == "default" else source
+        placement = choose_placement(device, dtype, channels_last)
+        return cls(loaders.load(parse_source(uri)), placement, max_pixels=max_pixels)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def labels(self) -> list[str]:
+        """The classes this model detects (what `classes` may name)."""
+        return list(self._class_ids)
+
+    def save(self, directory: str | Path) -> None:
+        """Write a self-contained snapshot; `ObjectDetector.load(directory)` reads it back."""
+        loaders.save(self._loaded, Path(directory))
+
+    def detect(
+        self,
+        images: Sequence[ImageInput],
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+        classes: Sequence[str] | None = None,
+    ) -> list[ImageDetections]:
+        """Detect objects in images (bytes, paths, PIL images, HxWx3 arrays or 3xHxW uint8
+        tensors). Raises ImageError for the first input that is not a usable image."""
+        options = DetectOptions(score_threshold, max_detections, tuple(classes) if classes else None)
+        results = self.detect_many([to_rgb_tensor(image, self.max_pixels) for image in images], options)
+        for result in results:
+            if isinstance(result, ImageError):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def detect_many(
+        self,
+        images: Sequence[bytes | torch.Tensor],
+        options: DetectOptions | Sequence[DetectOptions] = DEFAULT_OPTIONS,
+        annotate: str | Sequence[str | None] | None = None,
+    ) -> list[ImageDetections | ImageError]:
+        """The service's entry point: encoded bytes or decoded tensors in, one result or
+        ImageError per slot out, so one bad image never fails the rest of a batch.
+        `options` and `annotate` (None, "jpeg" or "png": also return the image with the
+        boxes drawn) are one for all images or one per image. ValueError for bad options."""
+        per_image = [options] * len(images) if isinstance(options, DetectOptions) else list(options)
+        formats = (
+            [annotate] * len(images) if annotate is None or isinstance(annotate, str) else list(annotate)
+        )
+        if len(per_image) != len(images) or len(formats) != len(images):
+            raise ValueError("options and annotate must be one value or one per image")
+        queries = [self._query(o) for o in per_image]
+        slots = decode_slots(images, self.placement.device, self.max_pixels)
+        results: list[ImageDetections | ImageError] = list(slots)  # type: ignore[arg-type]
+        good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
+        for start in range(0, len(good), self.max_batch_size):
+            chunk = good[start : start + self.max_batch_size]
+            with torch.inference_mode():
+                found = self.backend.detect(
+                    [slots[i] for i in chunk],
+                    [queries[i] for i in chunk],
+                    self.placement,  # type: ignore[misc]
+                )
+            for i, candidates in zip(chunk, found, strict=True):
+                image: torch.Tensor = slots[i]  # type: ignore[assignment]
+                height, width = image.shape[-2:]
+                query = queries[i]
+                if query.class_ids is None and self._every_class is not None:
+                    query = replace(query, class_ids=self._every_class)  # never a placeholder label
+                kept = finish(candidates, query, height, width)
+                detections = [
+                    Detection(self.backend.labels[label], score, tuple(round(v, 1) for v in box))
+                    for box, score, label in zip(
+                        kept.boxes.tolist(), kept.scores.tolist(), kept.label_ids.tolist(), strict=True
+                    )
+                ]
+                annotated = None
+                if formats[i]:
+                    captions = [(d.label, d.score) for d in detections]
+                    annotated = draw_detections(image, [d.box for d in detections], captions, formats[i])
+                results[i] = ImageDetections(self.name, int(width), int(height), detections, annotated)
+        return results
+
+    def check_options(self, options: DetectOptions) -> None:
+        """ValueError saying what is wrong with `options` for this model, if anything."""
+        self._query(options)
+
+    def _query(self, options: DetectOptions) -> Query:
+        options.check()
+        class_ids = None
+        if options.classes is not None:
+            class_ids = tuple(self._class_ids[c] for c in canonical_classes(options.classes, self.labels))
+        return Query(options.score_threshold, options.max_detections, class_ids)
