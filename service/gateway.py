@@ -19,9 +19,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .classification.endpoints import ClassificationEndpoints
+from .detection.endpoints import DetectionEndpoints
 from .middleware import ApiKeyMiddleware, BodyLimitMiddleware, ErrorShapeMiddleware
 from .multipart import install_strict_multipart
 from .settings import get_settings
+from .video.endpoints import VideoEndpoints
 
 settings = get_settings()
 install_strict_multipart()
@@ -32,7 +34,7 @@ install_strict_multipart()
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
 )
-class PAIS(ClassificationEndpoints):
+class PAIS(ClassificationEndpoints, DetectionEndpoints, VideoEndpoints):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
@@ -73,5 +75,10 @@ PAIS.mount_asgi_app(
 )
 # Outermost first: refuse oversized bodies and missing keys before any parsing.
 PAIS.add_asgi_middleware(ErrorShapeMiddleware)
-PAIS.add_asgi_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+PAIS.add_asgi_middleware(
+    BodyLimitMiddleware,
+    max_bytes=settings.max_request_bytes,
+    # a video upload has its own limit; the slack covers the multipart framing and form fields
+    path_limits={"/analyze_video": (settings.max_video_bytes + 64 * 1024, "PAIS_MAX_VIDEO_BYTES")},
+)
 PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)

@@ -49,6 +49,12 @@ def install_strict_multipart() -> None:
             for key in form:
                 if key not in cls.multipart_fields and isinstance(form[key], UploadFile):
                     raise InvalidArgument(f"field {key!r} must be a plain form value, not a file")
+                # a repeated value field would silently keep only its last value
+                if key not in cls.multipart_fields and len(form.getlist(key)) > 1:
+                    raise InvalidArgument(
+                        f"field {key!r} was sent {len(form.getlist(key))} times; send it once "
+                        "(list options take comma-separated values, e.g. classes=person,cup)"
+                    )
             return await super().parse_request(request, cls)
 
     for media_type, serde_class in list(serde.ALL_SERDE.items()):
