@@ -21,6 +21,9 @@ from .servers import bentoml_serve, free_port, running_server, service_env
 # Limits of the shared test server, small enough that a test can cross them cheaply.
 TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TEST_MAX_IMAGES = 8
+TEST_MAX_VIDEO_BYTES = 2 * 1024 * 1024
+TEST_MAX_VIDEO_DURATION_S = 8
+TEST_MAX_VIDEO_FRAMES = 40
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +43,9 @@ def pais_server() -> Iterator[str]:
     env = service_env(
         PAIS_MAX_REQUEST_BYTES=str(TEST_MAX_REQUEST_BYTES),
         PAIS_MAX_IMAGES_PER_REQUEST=str(TEST_MAX_IMAGES),
+        PAIS_MAX_VIDEO_BYTES=str(TEST_MAX_VIDEO_BYTES),
+        PAIS_MAX_VIDEO_DURATION_S=str(TEST_MAX_VIDEO_DURATION_S),
+        PAIS_MAX_VIDEO_FRAMES=str(TEST_MAX_VIDEO_FRAMES),
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
