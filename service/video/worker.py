@@ -4,17 +4,22 @@ image requests (so frames of several videos and single-image requests share batc
 
 Decoding (OpenCV/FFmpeg, which releases the GIL) runs in worker threads, never on the
 event loop, and overlaps with inference: while one chunk of frames is being analysed the
-next one is decoded. At most MAX_CHUNKS_IN_FLIGHT chunks wait at once, which bounds the
-memory a long video holds.
+next one is decoded. Two bounds keep videos from flooding the model services, whose
+adaptive batching refuses (503) work it cannot start within its latency budget: one video
+has at most CHUNKS_PER_VIDEO chunks decoded ahead (which also bounds its memory), and the
+whole worker at most CHUNKS_IN_FLIGHT chunks at the model services, however many videos
+it analyses at once. A chunk refused as overloaded all the same is retried after a pause.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
 import bentoml
+from bentoml.exceptions import ServiceUnavailable
 
 from models.classification import MAX_TOP_K
 from models.video.errors import VideoError
@@ -31,13 +36,21 @@ from .schemas import FrameOut, LabelOut, LabelSummaryOut, VideoAnalysisOut, Vide
 settings = get_settings()
 
 FRAMES_PER_CHUNK = 16  # frames per call to a model service: one adaptive batch or part of one
-MAX_CHUNKS_IN_FLIGHT = 4
+CHUNKS_PER_VIDEO = 4
+CHUNKS_IN_FLIGHT = 8  # per worker: 128 frames, two full batches of the default max_batch_size
+OVERLOAD_RETRIES = (1.0, 3.0, 9.0)  # pauses before retrying a chunk refused as overloaded
+
+Chunk = list[tuple[float, bytes]]  # (time_s, JPEG) of consecutive sampled frames
+ModelCall = Callable[[], Awaitable[list[Any]]]
 
 
 @bentoml.service(**model_service_options("pais-video", settings.video_workers, settings))
 class VideoAnalysis(ModelService):
     detection = bentoml.depends(ObjectDetection)
     classification = bentoml.depends(ImageClassification)
+
+    def __init__(self) -> None:
+        self._chunks_in_flight = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
 
     def model_cards(self) -> list[dict[str, Any]]:
         return []  # its models are the detection and classification services', listed by them
@@ -51,22 +64,10 @@ class VideoAnalysis(ModelService):
             return VideoOutcome(error=ItemError(kind=kind, message=str(error)))
 
     async def _analyze(self, request: VideoRequest) -> VideoAnalysisOut:
-        from models.detection.options import DetectOptions, canonical_classes
         from models.video.frames import Limits, VideoFile, encode_jpeg
         from models.video.summary import summarize
 
-        if not 1 <= request.top_k <= MAX_TOP_K:
-            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
-        DetectOptions(request.score_threshold, request.max_detections).check()
-        classes, models = None, {}
-        if request.detect:
-            card = (await self.detection.to_async.model_info())[0]
-            models["detect"] = card["name"]
-            if request.classes:
-                classes = list(canonical_classes(request.classes, card["details"]["labels"]))
-        if request.classify:
-            models["classify"] = (await self.classification.to_async.model_info())[0]["name"]
-
+        classes, models = await self._check(request)
         limits = Limits(settings.max_video_duration_s, settings.max_video_frames, settings.max_image_pixels)
         video = await anyio.to_thread.run_sync(VideoFile, request.data)
         in_flight: list[asyncio.Task[list[FrameOut]]] = []
@@ -74,7 +75,7 @@ class VideoAnalysis(ModelService):
         try:
             sampled = video.sample(request.sample_fps, limits)
 
-            def next_chunk() -> list[tuple[float, bytes]]:
+            def next_chunk() -> Chunk:
                 chunk = []
                 for frame in sampled:
                     chunk.append((frame.time_s, encode_jpeg(frame)))
@@ -84,7 +85,7 @@ class VideoAnalysis(ModelService):
 
             while chunk := await anyio.to_thread.run_sync(next_chunk):
                 in_flight.append(asyncio.create_task(self._analyze_chunk(chunk, request, classes)))
-                if len(in_flight) >= MAX_CHUNKS_IN_FLIGHT:
+                if len(in_flight) >= CHUNKS_PER_VIDEO:
                     frames.extend(await in_flight.pop(0))
             for task in in_flight:
                 frames.extend(await task)
@@ -107,15 +108,31 @@ class VideoAnalysis(ModelService):
             summary={label: LabelSummaryOut(**entry) for label, entry in summarize(observations).items()},
         )
 
+    async def _check(self, request: VideoRequest) -> tuple[list[str] | None, dict[str, str]]:
+        """ValueError for options the models refuse; else the classes as the detector spells
+        them, and which model serves each task."""
+        from models.detection.options import DetectOptions, canonical_classes
+
+        if not 1 <= request.top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
+        DetectOptions(request.score_threshold, request.max_detections).check()
+        classes, models = None, {}
+        if request.detect:
+            card = (await self.detection.to_async.model_info())[0]
+            models["detect"] = card["name"]
+            if request.classes:
+                classes = list(canonical_classes(request.classes, card["details"]["labels"]))
+        if request.classify:
+            models["classify"] = (await self.classification.to_async.model_info())[0]["name"]
+        return classes, models
+
     async def _analyze_chunk(
-        self, chunk: list[tuple[float, bytes]], request: VideoRequest, classes: list[str] | None
+        self, chunk: Chunk, request: VideoRequest, classes: list[str] | None
     ) -> list[FrameOut]:
         datas = [data for _, data in chunk]
-        detections: list[Any] = [None] * len(chunk)
-        labels: list[Any] = [None] * len(chunk)
-        calls = []
+        calls: list[ModelCall] = []
         if request.detect:
-            items = [
+            detect_items = [
                 DetectItem(
                     data=data,
                     score_threshold=request.score_threshold,
@@ -124,14 +141,13 @@ class VideoAnalysis(ModelService):
                 )
                 for data in datas
             ]
-            calls.append(self.detection.to_async.detect_batch(items))
+            calls.append(lambda: self.detection.to_async.detect_batch(detect_items))
         if request.classify:
-            calls.append(
-                self.classification.to_async.classify_batch(
-                    [ClassifyItem(data=d, top_k=request.top_k) for d in datas]
-                )
-            )
-        answers = list(await asyncio.gather(*calls))
+            classify_items = [ClassifyItem(data=data, top_k=request.top_k) for data in datas]
+            calls.append(lambda: self.classification.to_async.classify_batch(classify_items))
+        answers = await self._call_model_services(calls)
+        detections: list[Any] = [[]] * len(chunk)
+        labels: list[Any] = [[]] * len(chunk)
         if request.detect:
             detections = [_result(o, DetectOutcome).detections for o in answers.pop(0)]
         if request.classify:
@@ -140,9 +156,24 @@ class VideoAnalysis(ModelService):
                 for o in answers.pop(0)
             ]
         return [
-            FrameOut(time_s=round(time_s, 3), detections=found or [], labels=seen or [])
+            FrameOut(time_s=round(time_s, 3), detections=found, labels=seen)
             for (time_s, _), found, seen in zip(chunk, detections, labels, strict=True)
         ]
+
+    async def _call_model_services(self, calls: list[ModelCall]) -> list[list[Any]]:
+        """Run the calls of one chunk together, within the worker's bound on chunks at the
+        model services; a call refused as overloaded (503) is retried after a pause."""
+
+        async def patiently(call: ModelCall) -> list[Any]:
+            for pause in OVERLOAD_RETRIES:
+                try:
+                    return await call()
+                except ServiceUnavailable:
+                    await asyncio.sleep(pause)
+            return await call()
+
+        async with self._chunks_in_flight:
+            return list(await asyncio.gather(*(patiently(call) for call in calls)))
 
 
 def _result(outcome: Any, outcome_type: type) -> Any:
