@@ -9,6 +9,7 @@ threshold, a class filter or a cap means the same thing for every source.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,10 @@ import torch
 from torch import nn
 
 from ..device import Placement
+
+# Libraries keep scores strictly above their threshold; PAIS keeps scores at or above the
+# asked one. Handing them a hair less makes the two agree (`finish` applies the exact one).
+STRICT_THRESHOLD_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,22 @@ class DetectorBackend(nn.Module):
 
     labels: list[str]
     arch: str
+    # Reduced precision as autocast over fp32 weights instead of fp16/bf16 weights: for
+    # models whose library post-processing (box decoding, NMS) needs fp32, as torchvision's
+    # reference scripts run them; CPU autocast then runs the same path as CUDA's.
+    autocast = False
 
     def placed(self, placement: Placement) -> DetectorBackend:
         """This backend moved to the placement's device, dtype and layout."""
-        return placement.place(self)  # type: ignore[return-value]
+        if not self.autocast:
+            return placement.place(self)  # type: ignore[return-value]
+        module = self.eval().to(placement.device)
+        return module.to(memory_format=torch.channels_last) if placement.channels_last else module
+
+    def precision(self, placement: Placement) -> contextlib.AbstractContextManager:
+        """The context a forward runs in: autocast to the placement's dtype when it applies."""
+        enabled = self.autocast and placement.dtype != torch.float32
+        return torch.autocast(placement.device.type, dtype=placement.dtype, enabled=enabled)
 
     def detect(
         self, images: Sequence[torch.Tensor], queries: Sequence[Query], placement: Placement

@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..device import Placement
-from .backend import Candidates, DetectorBackend, Query
+from .backend import STRICT_THRESHOLD_SLACK, Candidates, DetectorBackend, Query
 
 HF_DIR = "hf"
 # PIL resample codes in processor configs: 0 nearest, 2 bilinear, 3 bicubic
@@ -102,7 +102,7 @@ class HFDetectorBackend(DetectorBackend):
         for i, pixels in enumerate(prepared):
             groups[tuple(pixels.shape)].append(i)
         results: list[Candidates | None] = [None] * len(images)
-        threshold = min(q.score_threshold for q in queries)
+        threshold = min(q.score_threshold for q in queries) - STRICT_THRESHOLD_SLACK
         for members in groups.values():
             batch = torch.stack([prepared[i] for i in members])
             if placement.channels_last:

@@ -25,10 +25,12 @@ from torch import nn
 from ..device import Placement
 from ..loading import WEIGHTS_FILE, save_weights
 from . import MAX_DETECTIONS
-from .backend import Candidates, DetectorBackend, Query
+from .backend import STRICT_THRESHOLD_SLACK, Candidates, DetectorBackend, Query
 
 
 class TorchvisionBackend(DetectorBackend):
+    autocast = True  # see the module docstring
+
     def __init__(self, network: nn.Module, labels: list[str], arch: str):
         super().__init__()
         self.network = network
@@ -40,10 +42,6 @@ class TorchvisionBackend(DetectorBackend):
         self._limits = getattr(network, "roi_heads", network)
         if not hasattr(self._limits, "score_thresh"):
             raise ValueError(f"{type(network).__name__} has no score_thresh to set")
-
-    def placed(self, placement: Placement) -> DetectorBackend:
-        module = self.eval().to(placement.device)  # weights stay fp32: see the module docstring
-        return module.to(memory_format=torch.channels_last) if placement.channels_last else module
 
     def describe(self) -> dict[str, Any]:
         transform = getattr(self.network, "transform", None)
@@ -59,14 +57,13 @@ class TorchvisionBackend(DetectorBackend):
         self, images: Sequence[torch.Tensor], queries: Sequence[Query], placement: Placement
     ) -> list[Candidates]:
         inputs = [image.to(placement.device).float() / 255 for image in images]
-        reduced = placement.dtype != torch.float32
         # a class filter is applied after the model's own cap: let that cap pass everything
         filtered = any(q.class_ids is not None for q in queries)
         with self._lock:
-            self._limits.score_thresh = min(q.score_threshold for q in queries)
+            self._limits.score_thresh = min(q.score_threshold for q in queries) - STRICT_THRESHOLD_SLACK
             self._limits.detections_per_img = (
                 MAX_DETECTIONS if filtered else max(q.max_detections for q in queries)
             )
-            with torch.autocast(placement.device.type, dtype=placement.dtype, enabled=reduced):
+            with self.precision(placement):
                 outputs = self.network(inputs)
         return [Candidates(out["boxes"], out["scores"], out["labels"]) for out in outputs]
