@@ -8,6 +8,7 @@ where its weights come from and what its model card says, the same way for every
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -58,9 +59,12 @@ def dispatch_source(
     return directory(path, source)
 
 
-def packaged_weights_version(distribution: str, weights: Path) -> str:
-    """`<dist>==<version>+sha256.<digest>`: changes exactly when the shipped bytes do."""
-    return f"{distribution}=={package_version(distribution)}+sha256.{file_digest(weights)}"
+def packaged_weights_version(distribution: str, *weights: Path) -> str:
+    """`<dist>==<version>+sha256.<digest>`: changes exactly when the shipped bytes do (the
+    digest of one file, or a digest of several files' digests)."""
+    digests = [file_digest(path) for path in weights]
+    digest = digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()[:12]
+    return f"{distribution}=={package_version(distribution)}+sha256.{digest}"
 
 
 def snapshot_info(manifest: dict, source: Source) -> ModelInfo:

