@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from ..catalog import default_source
-from ..device import Placement, choose_placement
+from ..device import Placement
+from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_slots, to_rgb_tensor
 from ..info import ModelInfo
-from ..sources import parse_source
 from . import MAX_TOP_K, loaders
 from .preprocess import prepare_batch
 
@@ -35,8 +33,8 @@ class Classification:
     predictions: list[Prediction]  # sorted by score, highest first
 
 
-class ImageClassifier:
-    task = loaders.TASK
+class ImageClassifier(ImageRuntime):
+    loaders = loaders
 
     def __init__(
         self,
@@ -45,10 +43,7 @@ class ImageClassifier:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_batch_size: int = 64,
     ):
-        self._loaded = loaded
-        self.placement = placement
-        self.max_pixels = max_pixels
-        self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
+        super().__init__(loaded, placement, max_pixels, max_batch_size)
         self.network = placement.place(loaded.network)
         self.labels = loaded.labels
         self.preprocess = loaded.preprocess
@@ -57,29 +52,6 @@ class ImageClassifier:
             placement=placement.describe(),
             input_size=list(self.preprocess.output_size),
         )
-
-    @classmethod
-    def load(
-        cls,
-        source: str = "default",
-        *,
-        device: str | None = None,
-        dtype: str | torch.dtype | None = None,
-        channels_last: bool | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> ImageClassifier:
-        """Load from a source URI ("default" is the catalog's offline default)."""
-        uri = default_source(loaders.TASK) if source == "default" else source
-        placement = choose_placement(device, dtype, channels_last)
-        return cls(loaders.load(parse_source(uri)), placement, max_pixels=max_pixels)
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    def save(self, directory: str | Path) -> None:
-        """Write a self-contained snapshot; `ImageClassifier.load(directory)` reads it back."""
-        loaders.save(self._loaded, Path(directory))
 
     def predict(self, images: Sequence[ImageInput], top_k: int = 5) -> list[Classification]:
         """Classify images (bytes, paths, PIL images, HxWx3 arrays or 3xHxW uint8 tensors).

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 
-from ..catalog import default_source
-from ..device import Placement, choose_placement
+from ..device import Placement
+from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_slots, to_rgb_tensor
 from ..info import ModelInfo
-from ..sources import parse_source
 from . import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, loaders
 from .backend import Query, finish
 from .drawing import draw_detections
@@ -44,8 +42,8 @@ class ImageDetections:
     annotated: bytes | None = None  # the image with the detections drawn, when asked for
 
 
-class ObjectDetector:
-    task = loaders.TASK
+class ObjectDetector(ImageRuntime):
+    loaders = loaders
 
     def __init__(
         self,
@@ -54,10 +52,7 @@ class ObjectDetector:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_batch_size: int = 64,
     ):
-        self._loaded = loaded
-        self.placement = placement
-        self.max_pixels = max_pixels
-        self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
+        super().__init__(loaded, placement, max_pixels, max_batch_size)
         self.backend = loaded.backend.placed(placement)
         # the classes a query can name: each label once, by its first index
         self._class_ids: dict[str, int] = {}
@@ -72,33 +67,10 @@ class ObjectDetector:
             labels=self.labels, placement=placement.describe(), **self.backend.describe()
         )
 
-    @classmethod
-    def load(
-        cls,
-        source: str = "default",
-        *,
-        device: str | None = None,
-        dtype: str | torch.dtype | None = None,
-        channels_last: bool | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> ObjectDetector:
-        """Load from a source URI ("default" is the catalog's offline default)."""
-        uri = default_source(loaders.TASK) if source == "default" else source
-        placement = choose_placement(device, dtype, channels_last)
-        return cls(loaders.load(parse_source(uri)), placement, max_pixels=max_pixels)
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
     @property
     def labels(self) -> list[str]:
         """The classes this model detects (what `classes` may name)."""
         return list(self._class_ids)
-
-    def save(self, directory: str | Path) -> None:
-        """Write a self-contained snapshot; `ObjectDetector.load(directory)` reads it back."""
-        loaders.save(self._loaded, Path(directory))
 
     def detect(
         self,
