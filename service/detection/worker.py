@@ -9,8 +9,7 @@ the other requests of its batch.
 
 import bentoml
 
-from ..model_service import ModelService, model_service_options
-from ..model_store import resolve_source
+from ..model_service import ModelService, batchable_options, load_task_runtime, model_service_options
 from ..schemas import ItemError
 from ..settings import get_settings
 from .schemas import DetectionOut, DetectItem, DetectOutcome, ImageDetectionsOut
@@ -21,20 +20,9 @@ settings = get_settings()
 @bentoml.service(**model_service_options("pais-detection", settings.detection_workers, settings))
 class ObjectDetection(ModelService):
     def __init__(self) -> None:
-        from models.detection import ObjectDetector  # torch only in model workers
+        self.runtime = load_task_runtime("detection", settings)  # torch only in model workers
 
-        self.runtime = ObjectDetector.load(
-            resolve_source("detection", settings),
-            device=settings.device,
-            dtype=settings.dtype,
-            max_pixels=settings.max_image_pixels,
-        )
-
-    @bentoml.api(
-        batchable=True,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.batch_max_latency_ms,
-    )
+    @bentoml.api(**batchable_options(settings))
     def detect_batch(self, items: list[DetectItem]) -> list[DetectOutcome]:
         from models.detection import DetectOptions
 
