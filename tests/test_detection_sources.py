@@ -6,8 +6,6 @@ compared with it."""
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 from models.detection import DetectOptions, ObjectDetector
 from models.sources import SourceError
 
+from .artifacts import CARD, hub_cache_entry, snapshot_on_s3
 from .images import composite, encode, photo
 
 TINY_LABELS = {0: "cat", 1: "dog", 2: "cup"}
@@ -252,14 +251,8 @@ def test_hf_batches_images_of_different_sizes(tmp_path):
 
 
 def test_hf_hub_id_loads_offline_from_the_hub_cache(tmp_path, monkeypatch):
-    import huggingface_hub.constants
-
     commit = "89abcdef0123456789abcdef0123456789abcdef"
-    repo = tmp_path / "hub" / "models--pais-test--tiny-detr"
-    _save_tiny_detr(repo / "snapshots" / commit, card="---\nlicense: apache-2.0\n---\n# tiny\n")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    _save_tiny_detr(hub_cache_entry(monkeypatch, tmp_path / "hub", "pais-test/tiny-detr", commit), card=CARD)
     detector = ObjectDetector.load("hf:pais-test/tiny-detr", device="cpu")
     assert (detector.info.name, detector.info.version, detector.info.licence) == (
         "pais-test/tiny-detr",
@@ -295,18 +288,11 @@ def test_directory_of_something_else_is_refused(tmp_path):
 
 
 def test_s3_snapshot_archive_source(moto_endpoint, tmp_path, monkeypatch):
-    import boto3
-
     monkeypatch.setenv("PAIS_CACHE_DIR", str(tmp_path / "cache"))
     packaged = ObjectDetector.load("default", device="cpu")
     packaged.save(tmp_path / "snap")
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        tar.add(tmp_path / "snap", arcname=".")
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="pais-detectors")
-    s3.put_object(Bucket="pais-detectors", Key="detection/model.tar.gz", Body=archive.getvalue())
-    from_s3 = ObjectDetector.load("s3://pais-detectors/detection/model.tar.gz", device="cpu")
+    uri = snapshot_on_s3(tmp_path / "snap", "pais-detectors", "detection/model.tar.gz")
+    from_s3 = ObjectDetector.load(uri, device="cpu")
     assert from_s3.info.version == packaged.info.version
     image, _ = composite(["astronaut", "chelsea", "coffee"])
     assert from_s3.detect([image])[0].detections == packaged.detect([image])[0].detections
