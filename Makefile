@@ -18,12 +18,12 @@ REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/nodeps.t
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := $(shell sed -e 's/\#.*//' requirements/apt.txt)
 
-.PHONY: help system-deps setup models serve test bench bento lint clean
+.PHONY: help system-deps setup models serve serve-sagemaker test bench bento image lint clean
 
 help:
 	@echo "make serve   set up everything and serve on http://$(HOST):$(PORT) (PORT=... to change)"
 	@echo "make test    set up everything and run the tests"
-	@echo "other targets: system-deps setup models bench bento lint clean"
+	@echo "other targets: system-deps setup models serve-sagemaker bench bento image lint clean"
 
 # Debian packages the services need; apt runs only when one is missing.
 system-deps:
@@ -50,6 +50,11 @@ models: setup
 serve: system-deps setup models
 	$(VENV)/bin/bentoml serve service.gateway:PAIS --host $(HOST) --port $(PORT)
 
+# The container's SageMaker entrypoint, run on the host: 127.0.0.1:8080 unless
+# SAGEMAKER_BIND_TO_PORT says otherwise (SAGEMAKER_BATCH=true etc. pass through).
+serve-sagemaker: system-deps setup models
+	SAGEMAKER_BIND_TO_PORT=$${SAGEMAKER_BIND_TO_PORT:-8080} $(PY) -m deploy.entrypoint serve --host $(HOST)
+
 test: system-deps setup models
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -58,8 +63,16 @@ BENCHMARKS := $(filter-out common __init__,$(basename $(notdir $(wildcard benchm
 bench: setup models
 	@for name in $(BENCHMARKS); do echo "== benchmarks.$$name"; $(PY) -m benchmarks.$$name || exit 1; done
 
+# VARIANT=gpu (CUDA base image, the default) or cpu (CPU-only torch, smaller image).
+VARIANT ?= gpu
+BENTOFILE := $(if $(filter cpu,$(VARIANT)),bentofile.cpu.yaml,bentofile.yaml)
 bento: setup models
-	$(VENV)/bin/bentoml build
+	$(VENV)/bin/bentoml build -f $(BENTOFILE)
+
+# Needs a container engine: IMAGE_BACKEND=docker (default), buildah, podman, ...
+IMAGE_BACKEND ?= docker
+image: bento
+	$(VENV)/bin/bentoml containerize pais:latest --backend $(IMAGE_BACKEND) -t pais:$(VARIANT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -34,6 +34,12 @@ CATALOG: dict[str, TaskEntry] = {
         "models.detection:ObjectDetector",
         "COCO object detection (80 classes): labelled boxes",
     ),
+    "translation": TaskEntry(
+        "translation",
+        "apertium:*",
+        "models.translation:Translator",
+        "text translation between the installed apertium pairs (and any seq2seq model configured)",
+    ),
 }
 
 

@@ -28,6 +28,10 @@ class Placement:
     device: torch.device
     dtype: torch.dtype
     channels_last: bool
+    # The input paths tuned for accelerators: one batched decode_jpeg call (nvJPEG) and
+    # resizing in the compute dtype. On by default on CUDA; the CPU suite turns it on to
+    # run them.
+    accelerated: bool = False
 
     def place(self, module: torch.nn.Module) -> torch.nn.Module:
         """`module` in eval mode on this device, dtype and memory layout."""
@@ -45,6 +49,7 @@ def choose_placement(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     channels_last: bool | None = None,
+    accelerated: bool | None = None,
 ) -> Placement:
     """Resolve "auto"/None choices; raises ValueError for a device that is not there."""
     if device in (None, "", "auto"):
@@ -64,4 +69,6 @@ def choose_placement(
             raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}") from None
     if channels_last is None:
         channels_last = True
-    return Placement(resolved, resolved_dtype, channels_last)
+    if accelerated is None:
+        accelerated = on_gpu
+    return Placement(resolved, resolved_dtype, channels_last, accelerated)

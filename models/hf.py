@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .sources import Source, SourceError, local_directory
+from .sources import Source, SourceError, file_digest, local_directory
 
 # Files a transformers model needs; other frameworks' weights are never fetched.
 HUB_FILE_PATTERNS = [
@@ -45,14 +45,15 @@ def hf_directory(source: Source) -> Path:
 
 
 def hf_version(directory: Path) -> str:
-    """The hub commit when the directory is a hub snapshot, else a digest of its files."""
+    """The hub commit when the directory is a hub snapshot, else a digest of the contents
+    of its weight and config files (so retrained weights of the same shapes get a new one)."""
     if directory.parent.name == "snapshots" and len(directory.name) == 40:
         return directory.name[:12]
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(str(path.stat().st_size).encode())
+        if path.is_file() and path.suffix in (".safetensors", ".bin", ".json", ".model", ".spm", ".txt"):
+            digest.update(str(path.relative_to(directory)).encode())
+            digest.update(file_digest(path, 64).encode())
     return "dir-" + digest.hexdigest()[:12]
 
 

@@ -30,8 +30,10 @@ class ImageError(ValueError):
 @dataclass(frozen=True)
 class ImageHeader:
     format: str  # PIL format name, e.g. "JPEG"
-    width: int  # after EXIF orientation
+    width: int  # as displayed: after EXIF orientation
     height: int
+    orientation: int = 1  # EXIF orientation (1..8) the decoder must apply
+    animated: bool = False  # several frames (GIF, WebP): only the first one is the image
 
     @property
     def media_type(self) -> str:
@@ -39,7 +41,12 @@ class ImageHeader:
 
 
 def sniff(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
-    """Check the header only: accepted format and pixel count within `max_pixels`."""
+    """Check the header only: accepted format and pixel count within `max_pixels`.
+
+    Nothing here decodes pixels: the size is checked first, and the orientation is read
+    from the EXIF block PIL parsed while opening (PIL's getexif() would decode a PNG).
+    PIL itself refuses images over ~179 MP at open, whatever `max_pixels` says.
+    """
     if not data:
         raise ImageError("empty", "the file is empty")
     try:
@@ -48,7 +55,18 @@ def sniff(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
-                orientation = img.getexif().get(0x0112, 1) if fmt in ("JPEG", "PNG", "WEBP") else 1
+                if fmt not in ACCEPTED_FORMATS:
+                    raise ImageError(
+                        "unsupported", f"{fmt} images are not accepted; accepted: {ACCEPTED_TEXT}"
+                    )
+                if width * height > max_pixels:
+                    size = f"{width}x{height} ({width * height} pixels)"
+                    raise ImageError("too_large", f"image is {size}; the limit is {max_pixels} pixels")
+                orientation = _orientation(img.info.get("exif"))
+                # WebP knows from its header; a GIF is always decoded as its first frame
+                animated = fmt == "GIF" or bool(fmt == "WEBP" and getattr(img, "is_animated", False))
+    except ImageError:
+        raise
     except Image.DecompressionBombError as exc:
         # PIL refuses past ~179 MP before giving the size; its message carries the count.
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
@@ -58,13 +76,18 @@ def sniff(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
         raise ImageError("unsupported", f"not a recognised image; accepted: {ACCEPTED_TEXT}") from None
     except Exception as exc:  # a header that PIL starts to parse and then chokes on
         raise ImageError("corrupt", f"unreadable image header: {exc}") from None
-    if fmt not in ACCEPTED_FORMATS:
-        raise ImageError("unsupported", f"{fmt} images are not accepted; accepted: {ACCEPTED_TEXT}")
-    if width * height > max_pixels:
-        raise ImageError(
-            "too_large",
-            f"image is {width}x{height} ({width * height} pixels); the limit is {max_pixels} pixels",
-        )
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
-    return ImageHeader(fmt, width, height)
+    return ImageHeader(fmt, width, height, orientation, animated)
+
+
+def _orientation(raw_exif: bytes | None) -> int:
+    if not raw_exif:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(raw_exif)
+    except Exception:  # a broken EXIF block is not a broken image
+        return 1
+    value = exif.get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

@@ -1,8 +1,9 @@
 """What every image runtime shares: loading from a source URI onto a placement, its name,
-saving a snapshot, and how it holds the loaded model and its limits."""
+saving a snapshot, and decoding its inputs a chunk at a time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Self
@@ -11,7 +12,7 @@ import torch
 
 from .catalog import default_source
 from .device import Placement, choose_placement
-from .imaging import DEFAULT_MAX_PIXELS
+from .imaging import DEFAULT_MAX_PIXELS, ImageError, decode_slots
 from .info import ModelInfo
 from .sources import parse_source
 
@@ -28,12 +29,14 @@ class ImageRuntime:
         loaded: Any,
         placement: Placement,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        max_batch_size: int = 64,
+        forward_chunk: int = 64,
     ):
         self._loaded = loaded
         self.placement = placement
         self.max_pixels = max_pixels
-        self.max_batch_size = max_batch_size  # forward passes are chunked to bound memory
+        # Inputs are decoded, resized and run this many at a time, so a batch of large
+        # photos never holds more than one chunk of full-resolution pixels.
+        self.forward_chunk = forward_chunk
 
     @classmethod
     def load(
@@ -43,12 +46,16 @@ class ImageRuntime:
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         channels_last: bool | None = None,
+        accelerated: bool | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        forward_chunk: int = 64,
     ) -> Self:
         """Load from a source URI ("default" is the catalog's offline default)."""
         uri = default_source(cls.loaders.TASK) if source == "default" else source
-        placement = choose_placement(device, dtype, channels_last)
-        return cls(cls.loaders.load(parse_source(uri)), placement, max_pixels=max_pixels)
+        placement = choose_placement(device, dtype, channels_last, accelerated)
+        return cls(
+            cls.loaders.load(parse_source(uri)), placement, max_pixels=max_pixels, forward_chunk=forward_chunk
+        )
 
     @property
     def task(self) -> str:
@@ -61,3 +68,9 @@ class ImageRuntime:
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `load(directory)` reads it back."""
         self.loaders.save(self._loaded, Path(directory))
+
+    def _decode_chunk(self, images: Sequence[bytes | torch.Tensor]) -> list[torch.Tensor | ImageError]:
+        """Encoded images decoded onto the device (JPEGs in one batched call when the
+        placement is accelerated), decoded ones passed through; an ImageError in each bad
+        one's slot."""
+        return decode_slots(images, self.placement.device, self.max_pixels, self.placement.accelerated)

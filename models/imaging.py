@@ -9,6 +9,7 @@ in a thread pool (torchvision's decoders release the GIL). A bad image becomes a
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -31,13 +32,12 @@ __all__ = [
     "decode",
     "decode_many",
     "decode_slots",
+    "orient",
     "sniff",
     "to_rgb_tensor",
 ]
 
 ImageInput = bytes | bytearray | memoryview | str | Path | Image.Image | np.ndarray | torch.Tensor
-
-_pool: ThreadPoolExecutor | None = None
 
 
 def decode(
@@ -59,7 +59,9 @@ def decode_many(
     """Decode a batch; each slot holds a (3, H, W) uint8 tensor on `device` or an ImageError.
 
     `batched_jpeg` (default: on CUDA) decodes all JPEGs in one `decode_jpeg(list)` call,
-    which is what makes nvJPEG fast; the CPU suite forces it on to cover that path.
+    which is what makes nvJPEG fast; the CPU suite forces it on to cover that path. Every
+    path decodes without orientation and `orient` applies the EXIF orientation afterwards
+    (torchvision's CUDA decoder and its WebP decoder ignore it), so GPU and CPU agree.
     """
     device = torch.device(device)
     if batched_jpeg is None:
@@ -71,38 +73,69 @@ def decode_many(
             headers[i] = sniff(data, max_pixels)
         except ImageError as exc:
             results[i] = exc
-    jpegs = [i for i, h in headers.items() if h.format == "JPEG"] if batched_jpeg else []
-    if jpegs:
-        try:
-            decoded = decode_jpeg(
-                [_as_uint8_tensor(datas[i]) for i in jpegs],
-                mode=ImageReadMode.RGB,
-                apply_exif_orientation=True,
-                device=device,
-            )
-            for i, tensor in zip(jpegs, decoded, strict=True):
-                results[i] = tensor
-        except RuntimeError:
-            pass  # one bad JPEG fails the whole call: they are redone one by one below
+    if batched_jpeg:
+        jpegs = [i for i, h in headers.items() if h.format == "JPEG"]
+        for i, tensor in zip(jpegs, _decode_jpegs_on(device, [datas[i] for i in jpegs]), strict=True):
+            results[i] = tensor  # None where the device decoder refused it: the CPU path tries
     pending = [i for i in headers if results[i] is None]
     decoded_rest = _thread_pool().map(lambda j: _decode_one(datas[j], headers[j]), pending)
     for i, result in zip(pending, decoded_rest, strict=True):
         results[i] = result if isinstance(result, ImageError) else result.to(device, non_blocking=True)
+    for i, header in headers.items():
+        if isinstance(results[i], torch.Tensor):
+            results[i] = orient(results[i], header.orientation)  # type: ignore[arg-type]
     return results  # type: ignore[return-value]
 
 
 def decode_slots(
-    images: Sequence[bytes | torch.Tensor], device: torch.device | str, max_pixels: int = DEFAULT_MAX_PIXELS
+    images: Sequence[bytes | torch.Tensor],
+    device: torch.device | str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    batched_jpeg: bool | None = None,
 ) -> list[torch.Tensor | ImageError]:
     """A runtime's batch input, encoded bytes and decoded tensors mixed: the bytes are
     decoded (all in one `decode_many` call), the tensors pass through, each in its slot."""
     encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
     slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
     if encoded:
-        decoded = decode_many([images[i] for i in encoded], device, max_pixels)  # type: ignore[misc]
+        decoded = decode_many([images[i] for i in encoded], device, max_pixels, batched_jpeg)  # type: ignore[misc]
         for i, result in zip(encoded, decoded, strict=True):
             slots[i] = result
     return slots
+
+
+def _decode_jpegs_on(device: torch.device, datas: list[bytes]) -> list[torch.Tensor | None]:
+    """All JPEGs in one decoder call; when that fails (nvJPEG gives no partial results),
+    each one alone on the same device, so one bad file does not move the batch to the CPU."""
+    if not datas:
+        return []
+    encoded = [_as_uint8_tensor(data) for data in datas]
+    try:
+        return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device))
+    except torch.OutOfMemoryError:
+        raise  # not the input's fault: retrying image by image would only fail again
+    except RuntimeError:
+        pass
+    singles: list[torch.Tensor | None] = []
+    for data in encoded:
+        try:
+            singles.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError:
+            singles.append(None)
+    return singles
+
+
+def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Apply an EXIF orientation (1..8) to a (C, H, W) tensor, as PIL's exif_transpose."""
+    if orientation in (5, 6, 7, 8):
+        image = image.transpose(-1, -2)
+    if orientation in (2, 3, 6, 7):
+        image = image.flip(-1)
+    if orientation in (3, 4, 7, 8):
+        image = image.flip(-2)
+    return image
 
 
 def to_rgb_tensor(item: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor | bytes:
@@ -132,8 +165,16 @@ def to_rgb_tensor(item: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> tor
 
 
 def _decode_one(data: bytes, header: ImageHeader) -> torch.Tensor | ImageError:
+    """Decode on the CPU, without orientation. Animated images go through PIL, which
+    decodes only the first frame (torchvision would decode every frame: a frame-count
+    bomb gets past a pixel limit that counts one frame)."""
+    if header.animated:
+        try:
+            return _decode_with_pil(data)
+        except Exception as error:
+            return ImageError("corrupt", f"the {header.format} data could not be decoded: {error}")
     try:
-        tensor = decode_image(_as_uint8_tensor(data), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+        tensor = decode_image(_as_uint8_tensor(data), mode=ImageReadMode.RGB, apply_exif_orientation=False)
     except RuntimeError as first_error:
         # torchvision refuses some valid-but-unusual files that PIL reads; try PIL before
         # calling the image corrupt, and report torchvision's reason if both fail.
@@ -143,8 +184,6 @@ def _decode_one(data: bytes, header: ImageHeader) -> torch.Tensor | ImageError:
             return ImageError(
                 "corrupt", f"the {header.format} data could not be decoded: {_reason(first_error)}"
             )
-    if tensor.ndim == 4:  # animated GIF/WebP: all frames; the first one is the image
-        tensor = tensor[0]
     if tensor.dtype == torch.uint16:  # 16-bit PNG
         # uint16 has few CPU kernels (no shift); widen, keep the high byte
         tensor = (tensor.to(torch.int32) >> 8).to(torch.uint8)
@@ -157,9 +196,10 @@ def _reason(error: Exception) -> str:
 
 
 def _decode_with_pil(data: bytes) -> torch.Tensor:
+    """First frame, RGB, stored orientation (the caller orients)."""
     with Image.open(io.BytesIO(data)) as img:
         img.seek(0)
-        rgb = ImageOps.exif_transpose(img).convert("RGB")
+        rgb = img.convert("RGB")
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
 
 
@@ -168,8 +208,8 @@ def _as_uint8_tensor(data: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
+@functools.cache
 def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="pais-decode")
-    return _pool
+    # The CPUs this process may use (affinity, containers), not the host's count.
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="pais-decode")

@@ -13,17 +13,22 @@ Nothing here knows a task; the task runtimes decide what a resolved source means
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 SNAPSHOT_FILE = "pais-model.json"
+log = logging.getLogger("pais.sources")
 SCHEMES = ("packaged", "torchvision", "hf", "s3", "local")
 
 
@@ -108,47 +113,92 @@ def cache_root() -> Path:
 
 
 def fetch_s3(uri: str, cache_dir: Path | None = None) -> Path:
-    """Download an s3:// archive (.tar.gz/.tgz/.tar) or prefix once and return the local
+    """Download an s3:// archive (.tar.gz/.tgz/.tar) or prefix and return the local
     directory. The endpoint comes from boto3's own configuration (AWS_ENDPOINT_URL etc.),
-    so the same code talks to AWS, SageMaker's artefact buckets or a local moto server."""
+    so the same code talks to AWS, SageMaker's artefact buckets or a local moto server.
+
+    The cache is keyed by the objects' ETags, so a replaced model is fetched again and an
+    unchanged one never is; when S3 cannot be reached, the last complete copy serves. A
+    file lock makes concurrent model workers download once; the copy is staged beside its
+    final place and renamed in one step, so no reader ever sees half a model (and no
+    cross-filesystem rename is needed).
+    """
     import boto3  # only needed for this source
+    from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, key = uri[len("s3://") :].partition("/")
-    target = (cache_dir or cache_root()) / "s3" / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    done_marker = target / ".complete"
-    if done_marker.exists():
-        return target
+    root = (cache_dir or cache_root()) / "s3" / hashlib.sha256(uri.encode()).hexdigest()[:16]
     s3 = boto3.client("s3")
-    staging = Path(tempfile.mkdtemp(prefix="pais-s3-"))
+    archive = key.endswith((".tar.gz", ".tgz", ".tar"))
     try:
-        if key.endswith((".tar.gz", ".tgz", ".tar")):
-            archive = staging / "archive"
-            s3.download_file(bucket, key, str(archive))
-            extract_archive(archive, staging / "out")
+        if archive:
+            objects = [(key, "", s3.head_object(Bucket=bucket, Key=key)["ETag"])]
         else:
-            prefix = key.rstrip("/") + "/" if key else ""
-            paginator = s3.get_paginator("list_objects_v2")
-            found = False
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    relative = obj["Key"][len(prefix) :]
-                    if not relative or relative.endswith("/"):
-                        continue
-                    dest = staging / "out" / relative
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    s3.download_file(bucket, obj["Key"], str(dest))
-                    found = True
-            if not found:
-                raise SourceError(f"no objects under {uri}")
-        # Publish atomically so a crash mid-download never leaves a half model behind.
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / "out", target)
-        done_marker.touch()
+            objects = _s3_prefix_objects(s3, bucket, key)
+    except (BotoCoreError, ClientError) as error:
+        # S3 unreachable or the object gone: serve the last complete copy if there is one.
+        copies = sorted(root.glob("*/.complete"), key=lambda marker: marker.stat().st_mtime)
+        if copies:
+            log.warning("%s: %s; using the copy downloaded before, %s", uri, error, copies[-1].parent)
+            return copies[-1].parent
+        raise SourceError(f"{uri}: {error}") from error
+    if not objects:
+        raise SourceError(f"no objects under {uri}")
+    target = root / hashlib.sha256("\n".join(etag for _, _, etag in objects).encode()).hexdigest()[:16]
+    if (target / ".complete").exists():
         return target
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root / f"{target.name}.lock"):
+        if (target / ".complete").exists():  # another worker finished while we waited
+            return target
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+        try:
+            out = staging / "out"
+            if archive:
+                s3.download_file(bucket, key, str(staging / "archive"))
+                extract_archive(staging / "archive", out)
+            else:
+                for object_key, relative, _ in objects:
+                    dest = _inside(out, relative, uri)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, object_key, str(dest))
+            (out / ".complete").touch()
+            if target.exists():  # an unfinished copy from a crashed run: never a live one
+                shutil.rmtree(target)
+            os.replace(out, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _s3_prefix_objects(s3: object, bucket: str, key: str) -> list[tuple[str, str, str]]:
+    """(key, path relative to the prefix, etag) of every object under a prefix."""
+    prefix = key.rstrip("/") + "/" if key else ""
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):  # type: ignore[attr-defined]
+        for obj in page.get("Contents", []):
+            relative = obj["Key"][len(prefix) :]
+            if relative and not relative.endswith("/"):
+                objects.append((obj["Key"], relative, obj["ETag"]))
+    return objects
+
+
+def _inside(root: Path, relative: str, uri: str) -> Path:
+    """`root / relative`, refusing keys that would land outside `root` (`..`, absolute)."""
+    dest = (root / relative).resolve()
+    if relative.startswith("/") or not dest.is_relative_to(root.resolve()):
+        raise SourceError(f"{uri}: object key {relative!r} points outside the model directory")
+    return dest
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def extract_archive(archive: Path, dest: Path) -> Path:

@@ -9,6 +9,7 @@ from every model service found on the class.
 Serve it with `bentoml serve service.gateway:PAIS` (what `make serve` does).
 """
 
+import math
 from typing import Any
 
 import bentoml
@@ -20,21 +21,30 @@ from starlette.routing import Route
 
 from .classification.endpoints import ClassificationEndpoints
 from .detection.endpoints import DetectionEndpoints
-from .middleware import ApiKeyMiddleware, BodyLimitMiddleware, ErrorShapeMiddleware
+from .middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    ConcurrencyLimitMiddleware,
+    ErrorShapeMiddleware,
+)
 from .multipart import install_strict_multipart
-from .settings import get_settings
+from .sagemaker import InvocationRoute, SageMakerMiddleware
+from .settings import Settings, get_settings
+from .translation.endpoints import TranslationEndpoints, list_languages
 from .video.endpoints import VideoEndpoints
 
 settings = get_settings()
 install_strict_multipart()
 
 
+# No BentoML max_concurrency here: its limiter sits outside the service's middleware and
+# would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
 @bentoml.service(
     name="pais",
     workers=settings.gateway_workers,
-    traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
+    traffic={"timeout": settings.request_timeout_s},
 )
-class PAIS(ClassificationEndpoints, DetectionEndpoints, VideoEndpoints):
+class PAIS(ClassificationEndpoints, DetectionEndpoints, VideoEndpoints, TranslationEndpoints):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
@@ -69,16 +79,52 @@ async def batch_stats(request: Request) -> JSONResponse:
 
 PAIS.mount_asgi_app(
     Starlette(
-        routes=[Route("/models", list_models, methods=["GET"]), Route("/stats", batch_stats, methods=["GET"])]
+        routes=[
+            Route("/models", list_models, methods=["GET"]),
+            Route("/stats", batch_stats, methods=["GET"]),
+            Route("/translate/languages", list_languages, methods=["GET"]),
+        ]
     ),
     path="/",
 )
-# Outermost first: refuse oversized bodies and missing keys before any parsing.
-PAIS.add_asgi_middleware(ErrorShapeMiddleware)
-PAIS.add_asgi_middleware(
-    BodyLimitMiddleware,
-    max_bytes=settings.max_request_bytes,
-    # a video upload has its own limit; the slack covers the multipart framing and form fields
-    path_limits={"/analyze_video": (settings.max_video_bytes + 64 * 1024, "PAIS_MAX_VIDEO_BYTES")},
-)
-PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
+
+
+def invocation_routes() -> list[InvocationRoute]:
+    """The SageMaker /invocations routes every task mixin declares."""
+    return [route for base in PAIS.inner.__mro__ for route in vars(base).get("invocation_routes", ())]
+
+
+def middleware_stack(settings: Settings, routes: list[InvocationRoute]) -> list[tuple[type, dict[str, Any]]]:
+    """The entry service's ASGI middleware, outermost first. Load shedding and API keys
+    before anything; the SageMaker layer next, so that its in-process sub-requests get the
+    same error shapes and body limits as REST calls."""
+    return [
+        (
+            ConcurrencyLimitMiddleware,
+            {"limit": math.ceil(settings.max_concurrency / settings.gateway_workers)},
+        ),
+        (ApiKeyMiddleware, {"keys": settings.api_key_set}),
+        (
+            SageMakerMiddleware,
+            {
+                "routes": routes,
+                "default_task": settings.sagemaker_default_task,
+                "max_request_bytes": settings.max_request_bytes,
+            },
+        ),
+        (ErrorShapeMiddleware, {}),
+        (
+            BodyLimitMiddleware,
+            {
+                "max_bytes": settings.max_request_bytes,
+                # a video upload has its own limit; the slack covers the multipart framing and form fields
+                "path_limits": {
+                    "/analyze_video": (settings.max_video_bytes + 64 * 1024, "PAIS_MAX_VIDEO_BYTES")
+                },
+            },
+        ),
+    ]
+
+
+for middleware, options in middleware_stack(settings, invocation_routes()):
+    PAIS.add_asgi_middleware(middleware, **options)

@@ -17,8 +17,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Paths that load balancers and orchestrators call without credentials.
-UNAUTHENTICATED_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/ping", "/metrics"})
+# Health checks: load balancers and orchestrators call them without credentials, and they
+# must answer even when the server is saturated.
+HEALTH_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/ping"})
 
 
 async def send_json(
@@ -69,6 +70,7 @@ class BodyLimitMiddleware:
                 break
         received = 0
         exceeded = False
+        started = False
 
         async def counting_receive() -> Message:
             nonlocal received, exceeded
@@ -84,24 +86,49 @@ class BodyLimitMiddleware:
 
         replaced = False
 
-        async def guarded_send(message: Message) -> None:
+        async def refuse() -> None:
             nonlocal replaced
+            if not replaced and not started:
+                replaced = True
+                await send_json(send, 413, self._error(limit))
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
             if exceeded:
-                if not replaced:
-                    replaced = True
-                    await send_json(send, 413, self._error(limit))
-                return
+                return await refuse()  # the app's answer to the cut-off body is replaced
+            started = True
             await send(message)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except Exception:
-            # Apps that let the disconnect escape (BentoML answers 500 instead, replaced above)
-            if not exceeded:
+            if not exceeded:  # the app let the disconnect escape (BentoML answers 500 instead)
                 raise
-            if not replaced:
-                replaced = True
-                await send_json(send, 413, self._error(limit))
+        if exceeded:
+            await refuse()  # also when the app swallowed the disconnect and sent nothing
+
+
+class ConcurrencyLimitMiddleware:
+    """429 (with Retry-After) beyond `limit` requests in flight in this worker. Health
+    checks are never counted nor refused: a saturated server is busy, not dead, and
+    SageMaker replaces instances whose /ping fails."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in HEALTH_PATHS:
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self.limit:
+            busy = f"server busy: {self.limit} requests in flight (PAIS_MAX_CONCURRENCY); retry shortly"
+            return await send_json(send, 429, {"error": busy}, [(b"retry-after", b"1")])
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class ApiKeyMiddleware:
@@ -125,9 +152,11 @@ class ApiKeyMiddleware:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in UNAUTHENTICATED_PATHS:
+        if scope["type"] not in ("http", "websocket") or not self.keys or scope["path"] in HEALTH_PATHS:
             return await self.app(scope, receive, send)
         if not self._authorised(scope):
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
             return await send_json(
                 send,
                 401,
@@ -193,7 +222,10 @@ def _reshape(status: int, raw: bytes, scope: Scope) -> dict[str, Any]:
                 f"{'.'.join(str(p) for p in d['loc']) or 'body'}: {d.get('msg', 'invalid')}" for d in detail
             )
         return body
-    reason = HTTPStatus(status).phrase
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # a non-standard code
+        reason = f"HTTP {status}"
     text = raw.decode(errors="replace").strip()
     if status in (404, 405):
         text = f"{scope['method']} {scope['path']} is not an endpoint of this service; see GET /docs.json"

@@ -43,9 +43,10 @@ def load_task_runtime(task: str, settings: Settings) -> Any:
     return load_runtime(
         task,
         resolve_source(task, settings),
-        device=settings.device,
+        device=worker_device(settings.device),
         dtype=settings.dtype,
         max_pixels=settings.max_image_pixels,
+        forward_chunk=settings.max_batch_size,
     )
 
 
@@ -61,12 +62,30 @@ class ModelService:
             self._batch_sizes: defaultdict[str, Counter[int]] = defaultdict(Counter)
         self._batch_sizes[api][size] += 1
 
+    # async: BentoML runs sync APIs one at a time in one thread, so these would wait
+    # behind a running batch.
     @bentoml.api
-    def model_info(self) -> list[dict[str, Any]]:
+    async def model_info(self) -> list[dict[str, Any]]:
         return self.model_cards()
 
     @bentoml.api
-    def batch_stats(self) -> dict[str, dict[str, int]]:
+    async def batch_stats(self) -> dict[str, dict[str, int]]:
         """Batch sizes this worker formed since start: {api: {size: count}}."""
         sizes = getattr(self, "_batch_sizes", {})
         return {api: {str(size): n for size, n in sorted(counts.items())} for api, counts in sizes.items()}
+
+
+def worker_device(setting: str, worker_index: int | None = None, gpu_count: int | None = None) -> str:
+    """The device for this model worker: with several GPUs and PAIS_DEVICE auto or cuda,
+    workers take them in turn (BentoML would otherwise put every worker on GPU 0)."""
+    if setting not in ("auto", "cuda"):
+        return setting
+    if gpu_count is None:
+        import torch
+
+        gpu_count = torch.cuda.device_count()
+    if gpu_count <= 1:
+        return setting
+    if worker_index is None:
+        worker_index = bentoml.server_context.worker_index or 1
+    return f"cuda:{(worker_index - 1) % gpu_count}"

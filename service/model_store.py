@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 import bentoml
 from bentoml.exceptions import NotFound
 
 from models.catalog import CATALOG, load_runtime
+from models.sources import SNAPSHOT_FILE
 
 from .settings import Settings, get_settings
 
@@ -31,8 +33,16 @@ def configured_source(task: str, settings: Settings) -> str:
 
 
 def resolve_source(task: str, settings: Settings | None = None) -> str:
-    """The directory of the stored copy of the configured source, else the source itself."""
-    source = configured_source(task, settings or get_settings())
+    """Where a service loads `task` from: the artifacts directory (SageMaker's /opt/ml/model)
+    when it holds the task, else the store copy of the configured source, else the source."""
+    settings = settings or get_settings()
+    if settings.model_dir:
+        artifact = Path(settings.model_dir) / task
+        if (artifact / SNAPSHOT_FILE).is_file():
+            log.info("%s: loading model artifacts from %s", task, artifact)
+            return str(artifact)
+        log.warning("%s: no model artifacts in %s; using the configured source", task, artifact)
+    source = configured_source(task, settings)
     try:
         stored = bentoml.models.get(f"{store_name(task)}:latest")
     except NotFound:

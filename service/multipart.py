@@ -2,11 +2,13 @@
 
 BentoML's multipart parser treats a *text* value in a file field as a URL and downloads
 it (the server would fetch any public URL, with no size limit), and it answers 500 when a
-non-file field arrives as a file upload, an unexpected field holds binary data, or the
-body is not valid multipart. PAIS
-refuses all of these with a 400 that says what to send instead.
+non-file field arrives as a file upload, an unexpected field holds binary data, the body
+is not valid multipart, or a filename is too long for a temp file. PAIS refuses the bad
+ones with a 400 that says what to send instead, and renames uploads to safe names.
 """
 
+import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from bentoml.exceptions import InvalidArgument
@@ -46,8 +48,8 @@ def install_strict_multipart() -> None:
             if unknown:
                 expected = ", ".join(cls.model_fields)
                 raise InvalidArgument(f"unexpected form field(s): {unknown}; this endpoint takes: {expected}")
-            for key in form:
-                if key not in cls.multipart_fields and isinstance(form[key], UploadFile):
+            for key, value in form.multi_items():
+                if key not in cls.multipart_fields and isinstance(value, UploadFile):
                     raise InvalidArgument(f"field {key!r} must be a plain form value, not a file")
                 # a repeated value field would silently keep only its last value
                 if key not in cls.multipart_fields and len(form.getlist(key)) > 1:
@@ -55,9 +57,18 @@ def install_strict_multipart() -> None:
                         f"field {key!r} was sent {len(form.getlist(key))} times; send it once "
                         "(list options take comma-separated values, e.g. classes=person,cup)"
                     )
+                if isinstance(value, UploadFile):
+                    # BentoML names its temp file after the client's filename: a long or odd
+                    # name would fail there (500). Keep only a short, safe extension.
+                    value.filename = _safe_filename(value.filename)
             return await super().parse_request(request, cls)
 
-    for media_type, serde_class in list(serde.ALL_SERDE.items()):
+    for media_type, serde_class in list(serde.ALL_SERDE.items()):  # forms, multipart and urlencoded
         if serde_class is serde.MultipartSerde:
             serde.ALL_SERDE[media_type] = StrictMultipartSerde  # type: ignore[index]
     _installed = True
+
+
+def _safe_filename(filename: str | None) -> str:
+    suffix = PurePosixPath(filename or "").suffix.lower()
+    return "upload" + (suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else "")

@@ -37,10 +37,19 @@ class Settings:
     dtype: str = _setting("auto", "Compute dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")
     # read by models.sources.cache_root(), which must not import the service layer
     cache_dir: str = _setting("", "Where s3:// model sources are downloaded to (unset: ~/.cache/pais).")
+    model_dir: str = _setting(
+        "", "Directory of model artifacts, one sub-directory per task (the container sets /opt/ml/model)."
+    )
+    sagemaker_default_task: str = _setting(
+        "classify", "Task of a SageMaker /invocations call whose custom attributes name none."
+    )
     # request limits
     max_request_bytes: int = _setting(64 * MIB, "Largest request body accepted, in bytes (413 beyond).", 1)
     max_image_pixels: int = _setting(
-        50_000_000, "Largest image accepted, in pixels (width x height), checked before decoding.", 1
+        50_000_000,
+        "Largest image accepted, in pixels (width x height), checked before decoding "
+        "(PIL caps it at ~179 MP).",
+        1,
     )
     max_images_per_request: int = _setting(64, "Most images in one /classify or /detect request.", 1)
     max_video_bytes: int = _setting(
@@ -55,7 +64,8 @@ class Settings:
     # serving
     api_keys: str = _setting(
         "",
-        "Comma-separated API keys; when set, every request but health checks needs "
+        "Comma-separated API keys; when set, every request but health checks (/livez, /readyz, "
+        "/healthz, /ping) needs "
         "`Authorization: Bearer <key>` or `X-API-Key`.",
     )
     gateway_workers: int = _setting(1, "Worker processes of the HTTP entry service (parsing, validation).", 1)
@@ -76,6 +86,36 @@ class Settings:
         120, "Longest a request may run before it is answered with a timeout.", 1
     )
     max_concurrency: int = _setting(256, "Requests in flight per service before new ones get 429.", 1)
+    # translation
+    translation_model: str = _setting(
+        default_source("translation"),
+        "Translation engines, comma-separated, first listed served first: apertium:* (every installed "
+        "pair), apertium:<eng-spa or en-es>, hf:<id> or a directory (Marian, M2M-100, NLLB); prefix "
+        "<src>-<tgt>= to name a model's pair.",
+    )
+    translation_allow_pivot: bool = _setting(
+        False, "Serve pairs without a direct engine through English (two hops; answers name the route)."
+    )
+    max_texts_per_request: int = _setting(128, "Most texts in one /translate request.", 1)
+    max_text_chars: int = _setting(10_000, "Longest text /translate accepts, in characters.", 1)
+    translation_workers: int = _setting(
+        1, "Worker processes of the translation model service (each holds its engines).", 1
+    )
+    translation_max_batch_size: int = _setting(
+        32, "Most /translate requests adaptive batching puts in one batch of the translation service.", 1
+    )
+    translation_pipelines_per_pair: int = _setting(
+        2, "Apertium pipelines per language pair and worker (started on demand, ~13 processes each).", 1
+    )
+    translation_engine_timeout_s: int = _setting(
+        30, "An apertium pipeline that answers nothing for this long while busy is killed and replaced.", 1
+    )
+    translation_unknown_marks: bool = _setting(
+        False, "Keep apertium's marks on words it could not translate (*word, #word, @word)."
+    )
+    translation_generation_batch: int = _setting(
+        64, "Sentences per generate() call of a neural translation model.", 1
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +128,10 @@ class Settings:
             values[f.name] = _parse(f, raw)
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        if self.api_keys.strip() and not self.api_key_set:
+            raise ValueError(f"{env_name('api_keys')} is set but holds no key; unset it or list keys")
+
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
@@ -98,6 +142,13 @@ def env_name(field_name: str) -> str:
 
 
 def _parse(f: Any, raw: str) -> Any:
+    if f.type in ("bool", bool):
+        value = raw.strip().lower()
+        if value not in _BOOLEANS:
+            raise ValueError(
+                f"{env_name(f.name)}={raw!r} is not a boolean; use one of {', '.join(_BOOLEANS)}"
+            )
+        return _BOOLEANS[value]
     if f.type in ("int", int):
         try:
             value = int(raw.replace("_", ""))
@@ -108,6 +159,18 @@ def _parse(f: Any, raw: str) -> Any:
             raise ValueError(f"{env_name(f.name)}={value} is below its minimum {minimum}")
         return value
     return raw.strip()
+
+
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def markdown_table() -> str:

@@ -24,6 +24,8 @@ TEST_MAX_IMAGES = 8
 TEST_MAX_VIDEO_BYTES = 2 * 1024 * 1024
 TEST_MAX_VIDEO_DURATION_S = 8
 TEST_MAX_VIDEO_FRAMES = 40
+TEST_MAX_TEXTS = 6
+TEST_MAX_TEXT_CHARS = 2000
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +48,8 @@ def pais_server() -> Iterator[str]:
         PAIS_MAX_VIDEO_BYTES=str(TEST_MAX_VIDEO_BYTES),
         PAIS_MAX_VIDEO_DURATION_S=str(TEST_MAX_VIDEO_DURATION_S),
         PAIS_MAX_VIDEO_FRAMES=str(TEST_MAX_VIDEO_FRAMES),
+        PAIS_MAX_TEXTS_PER_REQUEST=str(TEST_MAX_TEXTS),
+        PAIS_MAX_TEXT_CHARS=str(TEST_MAX_TEXT_CHARS),
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url

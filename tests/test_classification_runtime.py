@@ -92,7 +92,7 @@ def test_predict_raises_for_a_bad_image_and_checks_top_k(classifier, cat_jpeg):
 
 
 def test_batches_larger_than_the_chunk_size(classifier, cat_jpeg, coffee_jpeg):
-    small = ImageClassifier(classifier._loaded, classifier.placement, max_batch_size=3)
+    small = ImageClassifier(classifier._loaded, classifier.placement, forward_chunk=3)
     images = [cat_jpeg, coffee_jpeg] * 4
     chunked = small.classify_many(images, 2)
     whole = classifier.classify_many(images, 2)
@@ -100,11 +100,13 @@ def test_batches_larger_than_the_chunk_size(classifier, cat_jpeg, coffee_jpeg):
 
 
 def test_gpu_configuration_runs_on_cpu(cat_jpeg, coffee_jpeg):
-    """fp16 + channels_last + one batched decode_jpeg call: what CUDA uses by default,
-    exercised here so that no GPU-only path goes untested."""
-    fp32 = ImageClassifier.load("default", device="cpu", dtype="fp32", channels_last=False)
-    fp16 = ImageClassifier.load("default", device="cpu", dtype="fp16", channels_last=True)
-    assert fp16.placement.dtype == torch.float16 and fp16.placement.channels_last
+    """fp16 + channels_last + the accelerated input path (one batched decode_jpeg call,
+    resizing in fp16): what CUDA uses by default, run here so no GPU-only path goes untested."""
+    fp32 = ImageClassifier.load("default", device="cpu", dtype="fp32", channels_last=False, accelerated=False)
+    fp16 = ImageClassifier.load("default", device="cpu", dtype="fp16", channels_last=True, accelerated=True)
+    assert (
+        fp16.placement.dtype == torch.float16 and fp16.placement.channels_last and fp16.placement.accelerated
+    )
     assert next(fp16.network.parameters()).dtype == torch.float16
     for reference, half in zip(
         fp32.predict([cat_jpeg, coffee_jpeg]), fp16.predict([cat_jpeg, coffee_jpeg]), strict=True

@@ -6,7 +6,9 @@ archive on moto's S3."""
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -166,7 +168,7 @@ def test_s3_archive_source(moto_endpoint, tmp_path, monkeypatch, cat_jpeg):
     assert from_s3.info.version == packaged.info.version
     (a,), (b,) = packaged.predict([cat_jpeg]), from_s3.predict([cat_jpeg])
     assert _probabilities(a) == pytest.approx(_probabilities(b), abs=1e-5)
-    # the second load comes from the local cache: it works with the object gone
+    # the object gone (or S3 unreachable): the copy downloaded before still serves
     boto3.client("s3").delete_object(Bucket="pais-models", Key="classification/model.tar.gz")
     ImageClassifier.load(uri, device="cpu")
 
@@ -229,3 +231,100 @@ def test_snapshot_of_another_task_is_refused(tmp_path):
     (tmp_path / "pais-model.json").write_text('{"task": "detection"}')
     with pytest.raises(SourceError, match="for task 'detection'"):
         ImageClassifier.load(str(tmp_path), device="cpu")
+
+
+def test_torchvision_snapshot_of_a_model_with_auxiliary_heads(tmp_path, monkeypatch, cat_jpeg):
+    """googlenet loads with its input transform on and its auxiliary heads dropped; its
+    snapshot must come back the same way."""
+    from torchvision.models import GoogLeNet_Weights, googlenet
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    torch.manual_seed(0)
+    published = googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True)
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(published.state_dict(), checkpoints / Path(GoogLeNet_Weights.IMAGENET1K_V1.url).name)
+
+    clf = ImageClassifier.load("torchvision:googlenet", device="cpu")
+    clf.save(tmp_path / "snap")
+    reloaded = ImageClassifier.load(str(tmp_path / "snap"), device="cpu")
+    (a,), (b,) = clf.predict([cat_jpeg]), reloaded.predict([cat_jpeg])
+    assert _probabilities(a) == pytest.approx(_probabilities(b), abs=1e-5)
+
+
+def _snapshot_archive(snapshot: Path) -> bytes:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(snapshot, arcname=".")
+    return archive.getvalue()
+
+
+def test_s3_prefix_source_refetches_when_the_object_changes(moto_endpoint, tmp_path, monkeypatch, cat_jpeg):
+    """A prefix of loose files works; replacing the model in S3 changes what is loaded
+    (the cache follows ETags); concurrent loads download once and agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    from models.sources import fetch_s3
+
+    monkeypatch.setenv("PAIS_CACHE_DIR", str(tmp_path / "cache"))
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="pais-prefix")
+    _save_tiny_vit(tmp_path / "v1")
+    for path in (tmp_path / "v1").iterdir():
+        s3.put_object(Bucket="pais-prefix", Key=f"vit/{path.name}", Body=path.read_bytes())
+    first = ImageClassifier.load("s3://pais-prefix/vit/", device="cpu")
+
+    with ThreadPoolExecutor(4) as pool:
+        paths = set(pool.map(lambda _: fetch_s3("s3://pais-prefix/vit/"), range(4)))
+    assert len(paths) == 1 and (paths.pop() / "config.json").is_file()
+
+    from transformers import ViTForImageClassification
+
+    model = ViTForImageClassification.from_pretrained(tmp_path / "v1")
+    with torch.no_grad():
+        model.classifier.bias += torch.tensor([5.0, 0.0, 0.0])  # "cat" wins now
+    model.save_pretrained(tmp_path / "v2")
+    s3.put_object(
+        Bucket="pais-prefix",
+        Key="vit/model.safetensors",
+        Body=(tmp_path / "v2/model.safetensors").read_bytes(),
+    )
+    second = ImageClassifier.load("s3://pais-prefix/vit/", device="cpu")
+    assert second.info.version != first.info.version
+    assert second.predict([cat_jpeg], top_k=1)[0].predictions[0].label == "cat"
+
+
+def test_s3_prefix_keys_cannot_escape_the_cache(moto_endpoint, tmp_path, monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("PAIS_CACHE_DIR", str(tmp_path / "cache"))
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="pais-escape")
+    s3.put_object(Bucket="pais-escape", Key="m/config.json", Body=b"{}")
+    s3.put_object(Bucket="pais-escape", Key="m/../../escaped.txt", Body=b"owned")
+    with pytest.raises(SourceError, match="outside the model directory"):
+        ImageClassifier.load("s3://pais-escape/m/", device="cpu")
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_s3_cache_on_another_filesystem(moto_endpoint, tmp_path, monkeypatch, cat_jpeg):
+    """The cache may live on a different filesystem from /tmp (tmpfs, a mounted volume)."""
+    import boto3
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm tmpfs on this machine")
+    cache = Path(tempfile.mkdtemp(dir=shm, prefix="pais-cache-"))
+    monkeypatch.setenv("PAIS_CACHE_DIR", str(cache))
+    try:
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="pais-tmpfs")
+        ImageClassifier.load("default", device="cpu").save(tmp_path / "snap")
+        s3.put_object(Bucket="pais-tmpfs", Key="model.tar.gz", Body=_snapshot_archive(tmp_path / "snap"))
+        clf = ImageClassifier.load("s3://pais-tmpfs/model.tar.gz", device="cpu")
+        assert clf.predict([cat_jpeg], top_k=1)[0].predictions[0].label
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)

@@ -118,3 +118,60 @@ def test_notebook_inputs_are_normalised(tmp_path):
     assert torch.equal(from_pil, from_array) and from_array.shape == (3, 300, 451)
     with pytest.raises(ImageError, match="HxWx3"):
         to_rgb_tensor(CAT[:, :, :2])
+
+
+def _tagged(fmt: str, orientation: int) -> tuple[bytes, np.ndarray]:
+    """An image stored as is, tagged with an EXIF orientation, and what PIL displays."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    image = Image.fromarray(CAT[:120, :200])
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    data = encode(image, fmt, exif=exif.tobytes(), **({"quality": 95} if fmt != "PNG" else {}))
+    return data, np.array(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batched-jpeg"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_all_eight_orientations_match_pil(fmt, batched):
+    """Every decode path (incl. the batched one CUDA uses, and WebP, which torchvision's
+    decoder does not orient) applies the same orientation PIL displays."""
+    cases = [_tagged(fmt, orientation) for orientation in range(1, 9)]
+    decoded = decode_many([data for data, _ in cases], batched_jpeg=batched)
+    for orientation, ((_, expected), image) in enumerate(zip(cases, decoded, strict=True), start=1):
+        assert image.shape == (3, *expected.shape[:2]), orientation
+        error = (image.permute(1, 2, 0).float() - torch.from_numpy(expected).float()).abs().mean()
+        assert error < 3, (orientation, float(error))
+
+
+def test_gifs_never_reach_the_all_frames_decoder(monkeypatch):
+    """torchvision decodes every GIF frame at once (a 9 KB GIF of 200 frames needed 2.4 GB):
+    animated images go through PIL, which decodes the first frame only."""
+    import models.imaging as imaging
+
+    def refuse(data, *args, **kwargs):
+        raise AssertionError("an animated image reached decode_image")
+
+    monkeypatch.setattr(imaging, "decode_image", refuse)
+    other = photo("coffee")[:300, :451]
+    assert sniff(animated_gif(CAT, other)).animated
+    assert decode(animated_gif(CAT, other)).shape == (3, 300, 451)
+
+
+def test_sniff_never_decodes_pixels(monkeypatch):
+    """The gateway reads headers only: a PNG (whose EXIF PIL's getexif() would fetch by
+    decoding the whole image) is checked without loading its pixels."""
+    from PIL import ImageFile
+
+    data, _ = _tagged("PNG", 6)
+    big = png_bomb(8000, 8000)  # 64 MP, under PIL's own bomb threshold
+
+    def refuse(self):
+        raise AssertionError("sniff decoded the pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    assert sniff(data).orientation == 6 and (sniff(data).width, sniff(data).height) == (120, 200)
+    with pytest.raises(ImageError, match="8000x8000"):
+        sniff(big)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from service.middleware import ApiKeyMiddleware, BodyLimitMiddleware, ErrorShapeMiddleware
+from service.gateway import middleware_stack
+from service.middleware import BodyLimitMiddleware
+from service.sagemaker import InvocationRoute
+from service.settings import Settings
+
+ROUTES = [InvocationRoute("classify", "/echo", "images", ("image/",))]
 
 
 async def echo_size(request: Request) -> JSONResponse:
@@ -23,23 +29,32 @@ async def server_error(request: Request) -> JSONResponse:
     return JSONResponse({"error": "boom"}, status_code=500)
 
 
-def make_app(keys: frozenset[str] = frozenset(), max_bytes: int = 100) -> TestClient:
+async def ready(request: Request) -> JSONResponse:
+    return JSONResponse({})
+
+
+def make_app(
+    keys: str = "", max_bytes: int = 100, max_concurrency: int = 256, routes: list | None = None
+) -> TestClient:
+    """A bare app behind the entry service's real middleware stack, in production order."""
     app = Starlette(
-        routes=[
+        routes=routes
+        or [
             Route("/echo", echo_size, methods=["POST"]),
             Route("/wrapped", bentoml_style_error, methods=["POST"]),
             Route("/fail", server_error, methods=["POST"]),
             Route("/livez", lambda request: JSONResponse({"ok": True})),
+            Route("/readyz", ready),
         ]
     )
-    app.add_middleware(ApiKeyMiddleware, keys=keys)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
-    app.add_middleware(ErrorShapeMiddleware)
+    settings = Settings(api_keys=keys, max_request_bytes=max_bytes, max_concurrency=max_concurrency)
+    for middleware, options in reversed(middleware_stack(settings, ROUTES)):
+        app.add_middleware(middleware, **options)  # Starlette's last added is outermost
     return TestClient(app)
 
 
 def test_api_keys():
-    client = make_app(keys=frozenset({"secret-1", "secret-2"}))
+    client = make_app(keys="secret-1,secret-2")
     refused = client.post("/echo", content=b"x")
     assert refused.status_code == 401 and "API key" in refused.json()["error"]
     assert refused.headers["www-authenticate"] == "Bearer"
@@ -47,6 +62,54 @@ def test_api_keys():
     assert client.post("/echo", content=b"x", headers={"Authorization": "Bearer secret-2"}).status_code == 200
     assert client.post("/echo", content=b"x", headers={"X-API-Key": "secret-1"}).status_code == 200
     assert client.get("/livez").status_code == 200  # health checks need no key
+    assert client.get("/ping").status_code == 200
+    assert client.post("/invocations", content=b"x").status_code == 401  # SageMaker's route is no way around
+    assert client.get("/metrics").status_code == 401
+
+
+def test_websockets_need_a_key_too():
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocketDisconnect
+
+    async def hello(websocket):
+        await websocket.accept()
+        await websocket.send_text("hi")
+        await websocket.close()
+
+    client = make_app(keys="secret", routes=[WebSocketRoute("/ws", hello)])
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws") as socket:
+        socket.receive_text()
+    assert closed.value.code == 1008
+    with client.websocket_connect("/ws", headers={"X-API-Key": "secret"}) as socket:
+        assert socket.receive_text() == "hi"
+
+
+def test_concurrency_limit_sheds_load_but_never_health_checks():
+    import asyncio
+    import threading
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    async def slow(request: Request) -> JSONResponse:
+        entered.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        return JSONResponse({"done": True})
+
+    client = make_app(
+        max_concurrency=1, routes=[Route("/slow", slow, methods=["POST"]), Route("/readyz", ready)]
+    )
+    worker = threading.Thread(target=lambda: client.post("/slow"))
+    worker.start()
+    try:
+        assert entered.wait(10)
+        busy = client.post("/slow")
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+        assert "PAIS_MAX_CONCURRENCY" in busy.json()["error"]
+        assert client.get("/ping").status_code == 200  # saturated is not dead
+    finally:
+        release.set()
+        worker.join()
 
 
 def test_no_keys_means_open():
@@ -88,3 +151,51 @@ def test_body_limit_per_path():
     assert streamed.status_code == 413 and "PAIS_MAX_VIDEO_BYTES" in streamed.json()["error"]
     other = client.post("/echo", content=b"x" * 101)
     assert other.status_code == 413 and "(PAIS_MAX_REQUEST_BYTES)" in other.json()["error"]
+
+
+def _sagemaker_client(readyz) -> TestClient:
+    return make_app(routes=[Route("/readyz", readyz)])
+
+
+def test_ping_is_503_while_models_load():
+    async def loading(request: Request) -> JSONResponse:
+        return JSONResponse({"error": "Runners are not ready."}, status_code=503)
+
+    response = _sagemaker_client(loading).get("/ping")
+    assert response.status_code == 503 and "loading" in response.json()["error"]
+
+
+def test_ping_gives_up_before_sagemakers_deadline_when_readiness_hangs():
+    import asyncio
+
+    async def stuck(request: Request) -> JSONResponse:
+        await asyncio.sleep(30)
+        return JSONResponse({})  # would make /ping 200, had /ping waited for it
+
+    assert _sagemaker_client(stuck).get("/ping").status_code == 503
+
+
+def test_ping_is_200_when_ready():
+    async def ready(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    assert _sagemaker_client(ready).get("/ping").status_code == 200
+
+
+def test_custom_attributes_parsing():
+    from service.sagemaker import parse_custom_attributes
+
+    assert parse_custom_attributes("task=detect;top_k=3") == {"task": "detect", "top_k": "3"}
+    assert parse_custom_attributes(" task = translate , target=es ") == {"task": "translate", "target": "es"}
+    assert parse_custom_attributes("") == {} and parse_custom_attributes("junk") == {}
+
+
+def test_strict_multipart_is_what_bentoml_uses():
+    """The strict form parser replaces a private BentoML table: fail here, loudly, if an
+    upgrade moves it."""
+    from _bentoml_impl import serde
+
+    import service.gateway  # noqa: F401  (installs it)
+
+    for media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        assert serde.ALL_SERDE[media_type].__name__ == "StrictMultipartSerde"

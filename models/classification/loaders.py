@@ -73,6 +73,15 @@ PACKAGED: dict[str, PackagedClassifier] = {
 }
 
 
+# Builders whose pretrained model differs from a fresh one: torchvision builds these with
+# the input transform on and the auxiliary heads dropped when it loads weights, so a
+# snapshot must be rebuilt the same way.
+TORCHVISION_PRETRAINED_SHAPE: dict[str, dict[str, bool]] = {
+    "googlenet": {"aux_logits": False, "transform_input": True, "init_weights": False},
+    "inception_v3": {"aux_logits": False, "transform_input": True, "init_weights": False},
+}
+
+
 def imagenet_labels() -> list[str]:
     """The 1000 ImageNet-1k class names in index order (shipped with torchvision)."""
     import torchvision
@@ -200,7 +209,9 @@ def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedCla
     elif scheme == "torchvision":
         from torchvision.models import get_model
 
-        network = get_model(name, weights=None, num_classes=len(labels))
+        network = get_model(
+            name, weights=None, num_classes=len(labels), **TORCHVISION_PRETRAINED_SHAPE.get(name, {})
+        )
     else:
         raise SourceError(f"{source.uri}: snapshot architecture {arch!r} is unknown to this version")
     network.load_state_dict(load_file(directory / WEIGHTS_FILE))

@@ -16,6 +16,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..device import Placement
+from ..sources import SourceError
 
 
 @dataclass(frozen=True)
@@ -50,24 +51,41 @@ class Preprocess:
         return self.resize
 
 
-def prepare_batch(images: Sequence[torch.Tensor], spec: Preprocess, placement: Placement) -> torch.Tensor:
-    """uint8 (3, H, W) images of any sizes -> one normalised NCHW batch in the model's dtype."""
-    interpolation = InterpolationMode(spec.interpolation)
-    resized = []
-    for image in images:
-        image = image.to(placement.device, non_blocking=True)
-        size = [spec.resize] if isinstance(spec.resize, int) else list(spec.resize)
-        image = TF.resize(image, size, interpolation=interpolation, antialias=True)
-        if spec.crop:
-            image = TF.center_crop(image, list(spec.crop))
-        resized.append(image)
-    batch = torch.stack(resized).to(placement.dtype).div_(255)
-    mean = torch.tensor(spec.mean, device=placement.device, dtype=placement.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=placement.device, dtype=placement.dtype).view(1, 3, 1, 1)
-    batch = batch.sub_(mean).div_(std)
-    if placement.channels_last:
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    return batch
+class BatchPreparer:
+    """uint8 (3, H, W) images of any sizes -> one normalised NCHW batch in the model's dtype.
+
+    The normalisation constants live on the device from the start (building them per batch
+    would be a host-to-device copy that waits for the queued resizes). On accelerated
+    placements images are resized in the compute dtype: torchvision resizes uint8 on CUDA
+    by going through float32 and back, a full-resolution round trip for nothing.
+    """
+
+    def __init__(self, spec: Preprocess, placement: Placement):
+        self.spec = spec
+        self.placement = placement
+        self.interpolation = InterpolationMode(spec.interpolation)
+        self.size = [spec.resize] if isinstance(spec.resize, int) else list(spec.resize)
+        self.mean = torch.tensor(spec.mean, device=placement.device, dtype=placement.dtype).view(1, 3, 1, 1)
+        self.std = torch.tensor(spec.std, device=placement.device, dtype=placement.dtype).view(1, 3, 1, 1)
+
+    def __call__(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        placement = self.placement
+        resized = []
+        for image in images:
+            image = image.to(placement.device, non_blocking=True)
+            if placement.accelerated:
+                image = image.to(placement.dtype).div_(255)
+            image = TF.resize(image, self.size, interpolation=self.interpolation, antialias=True)
+            if self.spec.crop:
+                image = TF.center_crop(image, list(self.spec.crop))
+            resized.append(image)
+        batch = torch.stack(resized)
+        if not placement.accelerated:
+            batch = batch.to(placement.dtype).div_(255)
+        batch = batch.sub_(self.mean).div_(self.std)
+        if placement.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
 
 
 def from_hf_processor_config(config: dict[str, Any]) -> Preprocess:
@@ -76,8 +94,12 @@ def from_hf_processor_config(config: dict[str, Any]) -> Preprocess:
     if isinstance(size, dict):
         if "shortest_edge" in size:
             resize: int | tuple[int, int] = int(size["shortest_edge"])
-        else:
+        elif "height" in size and "width" in size:
             resize = (int(size["height"]), int(size["width"]))
+        else:
+            raise SourceError(
+                f"unsupported image processor size {size!r}; supported: shortest_edge, height+width"
+            )
     else:
         resize = (int(size), int(size))
     crop = None
@@ -100,6 +122,12 @@ def from_hf_processor_config(config: dict[str, Any]) -> Preprocess:
         std = tuple(config.get("image_std", (0.5, 0.5, 0.5)))
     else:
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    # The batch preparer scales pixels to 0..1; a processor that rescales by another factor
+    # (or not at all) is matched by scaling mean and std: (x*r - m)/s == (x/255 - m/(255r))/(s/(255r)).
+    rescale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else 1.0
+    factor = 255 * rescale
+    mean = tuple(m / factor for m in mean)
+    std = tuple(s / factor for s in std)
     # PIL resample codes used by transformers: 2 = bilinear, 3 = bicubic, 0 = nearest
     interpolation = {0: "nearest", 2: "bilinear", 3: "bicubic"}.get(config.get("resample", 2), "bilinear")
     return Preprocess(resize=resize, crop=crop, mean=mean, std=std, interpolation=interpolation)

@@ -14,10 +14,10 @@ import torch
 
 from ..device import Placement
 from ..image_runtime import ImageRuntime
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_slots, to_rgb_tensor
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
 from . import MAX_TOP_K, loaders
-from .preprocess import prepare_batch
+from .preprocess import BatchPreparer
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,14 @@ class ImageClassifier(ImageRuntime):
         loaded: loaders.LoadedClassifier,
         placement: Placement,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        max_batch_size: int = 64,
+        forward_chunk: int = 64,
     ):
-        super().__init__(loaded, placement, max_pixels, max_batch_size)
+        super().__init__(loaded, placement, max_pixels, forward_chunk)
         self.network = placement.place(loaded.network)
         self.labels = loaded.labels
         self.preprocess = loaded.preprocess
+        self._prepare = BatchPreparer(self.preprocess, placement)
+        self._warm_up()
         self.info: ModelInfo = loaded.info.with_details(
             classes=len(loaded.labels),
             placement=placement.describe(),
@@ -73,28 +75,44 @@ class ImageClassifier(ImageRuntime):
         for k in top_ks:
             if not 1 <= k <= MAX_TOP_K:
                 raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
-        slots = decode_slots(images, self.placement.device, self.max_pixels)
+        results: list[Classification | ImageError] = []
+        for start in range(0, len(images), self.forward_chunk):
+            chunk = images[start : start + self.forward_chunk]
+            results.extend(
+                self._classify_chunk(self._decode_chunk(chunk), top_ks[start : start + len(chunk)])
+            )
+        return results
+
+    def _classify_chunk(
+        self, slots: list[torch.Tensor | ImageError], top_ks: list[int]
+    ) -> list[Classification | ImageError]:
         results: list[Classification | ImageError] = list(slots)  # type: ignore[arg-type]
         good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
-        for start in range(0, len(good), self.max_batch_size):
-            chunk = good[start : start + self.max_batch_size]
-            probabilities = self._probabilities([slots[i] for i in chunk])  # type: ignore[misc]
-            k_max = min(max(top_ks[i] for i in chunk), len(self.labels))
-            scores, indices = probabilities.topk(k_max, dim=1)
-            scores, indices = scores.tolist(), indices.tolist()
-            for row, i in enumerate(chunk):
-                k = min(top_ks[i], len(self.labels))
-                results[i] = Classification(
-                    model=self.name,
-                    predictions=[
-                        Prediction(label=self.labels[idx], score=score, index=idx)
-                        for score, idx in zip(scores[row][:k], indices[row][:k], strict=True)
-                    ],
-                )
+        if not good:
+            return results
+        probabilities = self._probabilities([slots[i] for i in good])  # type: ignore[misc]
+        k_max = min(max(top_ks[i] for i in good), len(self.labels))
+        scores, indices = probabilities.topk(k_max, dim=1)
+        scores, indices = scores.tolist(), indices.tolist()
+        for row, i in enumerate(good):
+            k = min(top_ks[i], len(self.labels))
+            results[i] = Classification(
+                model=self.name,
+                predictions=[
+                    Prediction(label=self.labels[idx], score=score, index=idx)
+                    for score, idx in zip(scores[row][:k], indices[row][:k], strict=True)
+                ],
+            )
         return results
+
+    def _warm_up(self) -> None:
+        """One forward at load: CUDA context and kernels are ready before the first
+        request, and a model that cannot run fails at start-up, not on a client's call."""
+        height, width = self.preprocess.output_size
+        self._probabilities([torch.zeros(3, height, width, dtype=torch.uint8)])
 
     @torch.inference_mode()
     def _probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
-        batch = prepare_batch(images, self.preprocess, self.placement)
+        batch = self._prepare(images)
         logits = self.network(batch)
         return logits.float().softmax(dim=1).cpu()

@@ -14,7 +14,7 @@ import torch
 
 from ..device import Placement
 from ..image_runtime import ImageRuntime
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_slots, to_rgb_tensor
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
 from . import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, loaders
 from .backend import Query, finish
@@ -50,9 +50,9 @@ class ObjectDetector(ImageRuntime):
         loaded: loaders.LoadedDetector,
         placement: Placement,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        max_batch_size: int = 64,
+        forward_chunk: int = 64,
     ):
-        super().__init__(loaded, placement, max_pixels, max_batch_size)
+        super().__init__(loaded, placement, max_pixels, forward_chunk)
         self.backend = loaded.backend.placed(placement)
         # the classes a query can name: each label once, by its first index
         self._class_ids: dict[str, int] = {}
@@ -66,6 +66,7 @@ class ObjectDetector(ImageRuntime):
         self.info: ModelInfo = loaded.info.with_details(
             labels=self.labels, placement=placement.describe(), **self.backend.describe()
         )
+        self._warm_up()
 
     @property
     def labels(self) -> list[str]:
@@ -105,36 +106,48 @@ class ObjectDetector(ImageRuntime):
         if len(per_image) != len(images) or len(formats) != len(images):
             raise ValueError("options and annotate must be one value or one per image")
         queries = [self._query(o) for o in per_image]
-        slots = decode_slots(images, self.placement.device, self.max_pixels)
+        results: list[ImageDetections | ImageError] = []
+        for start in range(0, len(images), self.forward_chunk):
+            end = start + self.forward_chunk
+            slots = self._decode_chunk(images[start:end])
+            results.extend(self._detect_chunk(slots, queries[start:end], formats[start:end]))
+        return results
+
+    def _detect_chunk(
+        self, slots: list[torch.Tensor | ImageError], queries: list[Query], formats: list[str | None]
+    ) -> list[ImageDetections | ImageError]:
         results: list[ImageDetections | ImageError] = list(slots)  # type: ignore[arg-type]
         good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
-        for start in range(0, len(good), self.max_batch_size):
-            chunk = good[start : start + self.max_batch_size]
-            with torch.inference_mode():
-                found = self.backend.detect(
-                    [slots[i] for i in chunk],
-                    [queries[i] for i in chunk],
-                    self.placement,  # type: ignore[misc]
+        if not good:
+            return results
+        with torch.inference_mode():
+            found = self.backend.detect([slots[i] for i in good], [queries[i] for i in good], self.placement)  # type: ignore[misc]
+        for i, candidates in zip(good, found, strict=True):
+            image: torch.Tensor = slots[i]  # type: ignore[assignment]
+            height, width = image.shape[-2:]
+            query = queries[i]
+            if query.class_ids is None and self._every_class is not None:
+                query = replace(query, class_ids=self._every_class)  # never a placeholder label
+            kept = finish(candidates, query, height, width)
+            detections = [
+                Detection(self.backend.labels[label], score, tuple(round(v, 1) for v in box))
+                for box, score, label in zip(
+                    kept.boxes.tolist(), kept.scores.tolist(), kept.label_ids.tolist(), strict=True
                 )
-            for i, candidates in zip(chunk, found, strict=True):
-                image: torch.Tensor = slots[i]  # type: ignore[assignment]
-                height, width = image.shape[-2:]
-                query = queries[i]
-                if query.class_ids is None and self._every_class is not None:
-                    query = replace(query, class_ids=self._every_class)  # never a placeholder label
-                kept = finish(candidates, query, height, width)
-                detections = [
-                    Detection(self.backend.labels[label], score, tuple(round(v, 1) for v in box))
-                    for box, score, label in zip(
-                        kept.boxes.tolist(), kept.scores.tolist(), kept.label_ids.tolist(), strict=True
-                    )
-                ]
-                annotated = None
-                if formats[i]:
-                    captions = [(d.label, d.score) for d in detections]
-                    annotated = draw_detections(image, [d.box for d in detections], captions, formats[i])
-                results[i] = ImageDetections(self.name, int(width), int(height), detections, annotated)
+            ]
+            annotated = None
+            if formats[i]:
+                captions = [(d.label, d.score) for d in detections]
+                annotated = draw_detections(image, [d.box for d in detections], captions, formats[i])
+            results[i] = ImageDetections(self.name, int(width), int(height), detections, annotated)
         return results
+
+    def _warm_up(self) -> None:
+        """One forward at load: CUDA context and kernels are ready before the first
+        request, and a model that cannot run fails at start-up, not on a client's call."""
+        blank = torch.zeros(3, 64, 64, dtype=torch.uint8, device=self.placement.device)
+        with torch.inference_mode():
+            self.backend.detect([blank], [self._query(DEFAULT_OPTIONS)], self.placement)
 
     def check_options(self, options: DetectOptions) -> None:
         """ValueError saying what is wrong with `options` for this model, if anything."""

@@ -9,6 +9,7 @@ from pydantic import Field
 from models.classification import MAX_TOP_K
 
 from ..errors import answers_request_errors, checked_outcomes
+from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from ..uploads import read_images
 from .schemas import ClassificationOut, ClassifyItem, ClassifyOutcome
@@ -19,6 +20,9 @@ settings = get_settings()
 
 class ClassificationEndpoints:
     classification = bentoml.depends(ImageClassification)
+    invocation_routes = (
+        InvocationRoute("classify", "/classify", file_field="images", raw_types=("image/",)),
+    )
 
     @bentoml.api(route="/classify")
     @answers_request_errors

@@ -19,6 +19,7 @@ from models.detection import (
 from models.detection.options import canonical_classes, split_names
 
 from ..errors import RequestError, answers_request_errors, checked_outcomes
+from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from ..uploads import read_images
 from .schemas import DetectItem, DetectOutcome, ImageDetectionsOut
@@ -40,6 +41,10 @@ Classes = Annotated[
 
 class DetectionEndpoints:
     detection = bentoml.depends(ObjectDetection)
+    invocation_routes = (
+        InvocationRoute("detect", "/detect", file_field="images", raw_types=("image/",)),
+        InvocationRoute("detect_annotated", "/detect/annotated", file_field="image", raw_types=("image/",)),
+    )
 
     async def detection_items(
         self,

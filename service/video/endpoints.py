@@ -15,6 +15,7 @@ from models.video.errors import VideoError
 
 from ..detection.endpoints import Classes, MaxDetections, ScoreThreshold
 from ..errors import RequestError, answers_request_errors
+from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from ..uploads import read_video, video_request_error
 from .schemas import VideoAnalysisOut, VideoOutcome, VideoRequest
@@ -37,6 +38,9 @@ def parse_tasks(tasks: str | list[str]) -> set[str]:
 
 class VideoEndpoints:
     video = bentoml.depends(VideoAnalysis)
+    invocation_routes = (
+        InvocationRoute("analyze_video", "/analyze_video", file_field="video", raw_types=("video/",)),
+    )
 
     @bentoml.api(route="/analyze_video")
     @answers_request_errors

@@ -1,0 +1,27 @@
+"""Text translation: apertium (rule-based, offline default) and transformers seq2seq
+models behind one interface, with a catalog of language pairs and language detection.
+
+The heavy parts are imported on first use, so the HTTP layer can read the constants here
+without starting engines or importing torch.
+"""
+
+from typing import Any
+
+AUTO = "auto"  # the `source` that asks for language identification
+
+_LAZY = {
+    "Translator": "runtime",
+    "Translation": "runtime",
+    "TranslationError": "runtime",
+    "TranslationRequest": "runtime",
+}
+
+__all__ = ["AUTO", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(name)

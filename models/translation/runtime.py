@@ -1,0 +1,361 @@
+"""Translator: the translation runtime, usable from a notebook or a service.
+
+>>> tr = Translator.load("default")          # every installed apertium pair
+>>> tr.translate(["The weather is nice."], source="en", target="es").translations
+['El tiempo es bueno.']
+
+A source is a comma-separated list of engines, first listed served first:
+`apertium:*` (every installed pair), `apertium:eng-spa` or `apertium:en-es` (one
+direction), `hf:<id>` or a directory (a transformers seq2seq model), each optionally
+prefixed with the pair it serves (`en-de=/models/marian`); or a PAIS snapshot directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..catalog import default_source
+from ..info import ModelInfo
+from ..sources import SourceError, parse_source, read_snapshot_manifest, write_snapshot_manifest
+from . import languages
+from .apertium import ApertiumEngine
+from .detect import Detection, LanguageDetector
+from .engine import Engine, EngineError, Pair
+from .routes import Hop, Router
+from .segment import split_text
+
+TASK = "translation"
+AUTO = "auto"
+_PAIR_PREFIX = re.compile(r"^([a-z]{2})-([a-z]{2})=(.+)$")
+
+
+@dataclass(frozen=True)
+class TranslationRequest:
+    texts: list[str]
+    source: str  # ISO 639-1 or "auto"
+    target: str
+
+
+@dataclass(frozen=True)
+class Translation:
+    model: str  # the model, or models joined by " > " along a pivot route
+    source: str  # the source language (detected when asked for "auto")
+    target: str
+    route: list[dict[str, str]]  # one {"source", "target", "model"} per hop
+    translations: list[str]
+    detection: Detection | None = None
+
+
+@dataclass
+class TranslationError(Exception):
+    """A request the translator cannot serve. kind: unknown_language, unsupported_pair,
+    undetectable (client errors) or engine (the engine failed)."""
+
+    kind: str
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    uri: str
+    pair: Pair | None  # from a `xx-yy=` prefix
+
+
+def parse_engine_list(source: str) -> list[EngineSpec]:
+    specs = []
+    for part in (p.strip() for p in source.split(",")):
+        if not part:
+            continue
+        match = _PAIR_PREFIX.match(part)
+        if match:
+            specs.append(EngineSpec(match.group(3).strip(), (match.group(1), match.group(2))))
+        else:
+            specs.append(EngineSpec(part, None))
+    if not specs:
+        raise SourceError("empty translation source; e.g. apertium:*, hf:Helsinki-NLP/opus-mt-en-de")
+    return specs
+
+
+class Translator:
+    task = TASK
+
+    def __init__(
+        self,
+        engines: list[Engine],
+        source_uri: str,
+        allow_pivot: bool = False,
+        detector: LanguageDetector | None = None,
+        max_segment_chars: int = 1000,
+    ):
+        self.engines = engines
+        self.source_uri = source_uri
+        self.router = Router(engines, allow_pivot)
+        self.detector = detector or LanguageDetector()
+        self.max_segment_chars = max_segment_chars
+        self._languages: dict[str, Any] | None = None
+        versions = "; ".join(card.version for engine in engines for card in engine.cards())
+        self.info = ModelInfo(
+            task=TASK,
+            name="+".join(card.name for engine in engines for card in engine.cards()),
+            source=source_uri,
+            version=versions,
+            licence="; ".join(card.licence for engine in engines for card in engine.cards()),
+            origin="translation engines: " + ", ".join(type(e).__name__ for e in engines),
+            details={"pairs": [f"{s}->{t}" for s, t in self.router.pairs()], "pivot": allow_pivot},
+        )
+
+    @classmethod
+    def load(
+        cls,
+        source: str = "default",
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        allow_pivot: bool = False,
+        pipelines_per_pair: int = 2,
+        engine_timeout_s: float = 30.0,
+        show_unknown: bool = False,
+        generation_batch: int = 64,
+    ) -> Translator:
+        """Load the engines of `source` ("default" is the catalog's: every apertium pair)."""
+        uri = default_source(TASK) if source == "default" else source
+        apertium_options = {
+            "pipelines_per_pair": pipelines_per_pair,
+            "timeout_s": engine_timeout_s,
+            "show_unknown": show_unknown,
+        }
+        neural_options = {"device": device, "dtype": dtype, "max_batch_size": generation_batch}
+        engines: list[Engine] = []
+        served_uri = uri
+        try:
+            snapshot = Path(uri).expanduser() if not uri.startswith(("apertium:", "hf:", "s3:")) else None
+            manifest = read_snapshot_manifest(snapshot) if snapshot and snapshot.is_dir() else None
+            if manifest is not None:
+                engines = _engines_from_snapshot(snapshot, manifest, apertium_options, neural_options)  # type: ignore[arg-type]
+                served_uri = manifest["info"]["source"]
+            else:
+                for spec in parse_engine_list(uri):
+                    engines.append(_load_engine(spec, uri, apertium_options, neural_options))
+        except BaseException:
+            for engine in engines:
+                engine.close()
+            raise
+        return cls(engines, served_uri, allow_pivot=allow_pivot)
+
+    # -- what is served ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def cards(self) -> list[ModelInfo]:
+        return [card for engine in self.engines for card in engine.cards()] + [self.detector.card()]
+
+    def languages(self) -> dict[str, Any]:
+        """The pairs served, each with its model(s), engine and licence (GET /translate/languages)."""
+        if self._languages is None:
+            self._languages = self._list_languages()
+        return self._languages
+
+    def _list_languages(self) -> dict[str, Any]:
+        licences = {}
+        for engine in self.engines:
+            for card in engine.cards():
+                for pair in card.details.get("pairs", []):
+                    licences[pair] = (card.details.get("engine", ""), card.licence)
+        pairs = []
+        for (source, target), route in self.router.pairs().items():
+            hops = [licences.get(f"{hop.source}->{hop.target}", ("", "")) for hop in route]
+            pairs.append(
+                {
+                    "source": source,
+                    "target": target,
+                    "model": " > ".join(hop.model for hop in route),
+                    "engine": " > ".join(engine for engine, _ in hops),
+                    "licence": " > ".join(licence for _, licence in hops),
+                    "route": [hop.source for hop in route] + [target],
+                }
+            )
+        codes = sorted({p["source"] for p in pairs} | {p["target"] for p in pairs})
+        return {
+            "pairs": pairs,
+            "languages": {code: languages.name(code) for code in codes},
+            "pivot": self.router.allow_pivot,
+            "auto_detection": self.detector.card().name,
+        }
+
+    def supported_pairs(self) -> list[str]:
+        return [f"{s}->{t}" for s, t in self.router.pairs()]
+
+    # -- translating ------------------------------------------------------------------
+
+    def translate(self, texts: Sequence[str], source: str = AUTO, target: str = "en") -> Translation:
+        """Translate texts; raises TranslationError."""
+        (result,) = self.translate_many([TranslationRequest(list(texts), source, target)])
+        if isinstance(result, TranslationError):
+            raise result
+        return result
+
+    def translate_many(self, requests: Sequence[TranslationRequest]) -> list[Translation | TranslationError]:
+        """The service's entry point: one result or TranslationError per request, so one
+        bad request never fails the others of its batch. Sentences of all requests that
+        take the same hop go to their engine in one call."""
+        results: list[Translation | TranslationError | None] = [None] * len(requests)
+        plans: list[tuple[int, list[Hop], Detection | None, str]] = []
+        for i, request in enumerate(requests):
+            try:
+                source, detection = self._source_of(request)
+                route = self._route(source, request.target)
+                plans.append((i, route, detection, source))
+            except TranslationError as error:
+                results[i] = error
+        splits = {i: [split_text(t, self.max_segment_chars) for t in requests[i].texts] for i, *_ in plans}
+        # current text of every sentence, advanced hop by hop
+        sentences = {i: [list(s.segments) for s in splits[i]] for i, *_ in plans}
+        depth = max((len(route) for _, route, _, _ in plans), default=0)
+        for step in range(depth):
+            groups: dict[Pair, list[tuple[int, int, int]]] = {}
+            for i, route, _, _ in plans:
+                if step >= len(route) or isinstance(results[i], TranslationError):
+                    continue
+                slots = groups.setdefault((route[step].source, route[step].target), [])
+                for t, segments in enumerate(sentences[i]):
+                    slots.extend((i, t, k) for k in range(len(segments)))
+            for pair, slots in groups.items():
+                hop = self.router.direct[pair]
+                batch = [sentences[i][t][k] for i, t, k in slots]
+                try:
+                    translated = hop.engine.translate(batch, *pair) if batch else []
+                except EngineError as error:
+                    for i in {i for i, _, _ in slots}:
+                        results[i] = TranslationError(
+                            "engine", f"{hop.model} failed: {error}", {"model": hop.model}
+                        )
+                    continue
+                for (i, t, k), text in zip(slots, translated, strict=True):
+                    sentences[i][t][k] = text
+        for i, route, detection, source in plans:
+            if results[i] is not None:
+                continue
+            request = requests[i]
+            results[i] = Translation(
+                model=" > ".join(hop.model for hop in route) if route else "none (source = target)",
+                source=source,
+                target=request.target,
+                route=[{"source": h.source, "target": h.target, "model": h.model} for h in route],
+                translations=[split.join(sentences[i][t]) for t, split in enumerate(splits[i])],
+                detection=detection,
+            )
+        return results  # type: ignore[return-value]
+
+    def _source_of(self, request: TranslationRequest) -> tuple[str, Detection | None]:
+        if request.source != AUTO:
+            return request.source, None
+        detection = self.detector.detect(request.texts)
+        if detection.language is None:
+            raise TranslationError(
+                "undetectable",
+                "cannot identify the source language of texts without letters; give `source` explicitly",
+            )
+        return detection.language, detection
+
+    def _route(self, source: str, target: str) -> list[Hop]:
+        for code, role in ((source, "source"), (target, "target")):
+            if not languages.is_known(code):
+                raise TranslationError(
+                    "unknown_language",
+                    f"unknown {role} language code {code!r}; use ISO 639-1 codes "
+                    f"(served: {', '.join(sorted(self.languages()['languages']))})",
+                    {"field": role, "code": code},
+                )
+        route = self.router.route(source, target)
+        if route is None:
+            supported = self.supported_pairs()
+            raise TranslationError(
+                "unsupported_pair",
+                f"no translation from {source} ({languages.name(source)}) to {target} "
+                f"({languages.name(target)}); supported pairs: {_summarise(supported, source)}",
+                {"source": source, "target": target, "supported_pairs": supported},
+            )
+        return route
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> None:
+        """Write a snapshot: neural models' files, and which apertium modes to start (the
+        apertium language data stays in its Debian packages)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        entries = []
+        for engine in self.engines:
+            engine.save(directory)
+            entries.append({**engine.manifest(), "cards": [c.to_dict() for c in engine.cards()]})
+        write_snapshot_manifest(
+            directory, {"format": 1, "task": TASK, "engines": entries, "info": self.info.to_dict()}
+        )
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
+
+
+def _summarise(pairs: list[str], source: str, limit: int = 60) -> str:
+    if len(pairs) <= limit:
+        return ", ".join(pairs)
+    own = [p for p in pairs if p.startswith(source + "->")][:limit]
+    return f"{len(pairs)} pairs (see GET /translate/languages)" + (
+        f"; from {source}: {', '.join(own)}" if own else ""
+    )
+
+
+def _load_engine(spec: EngineSpec, uri: str, apertium_options: dict, neural_options: dict) -> Engine:
+    if spec.uri.startswith("apertium:"):
+        return ApertiumEngine.load(spec.uri.removeprefix("apertium:"), uri, **apertium_options)
+    from .seq2seq import Seq2SeqEngine  # torch only when a neural engine is configured
+
+    return Seq2SeqEngine.load(parse_source(spec.uri), spec.pair, **neural_options)
+
+
+def _engines_from_snapshot(
+    directory: Path, manifest: dict, apertium_options: dict, neural_options: dict
+) -> list[Engine]:
+    if manifest.get("task") != TASK:
+        raise SourceError(f"{directory}: snapshot is for task {manifest.get('task')!r}, not {TASK!r}")
+    engines: list[Engine] = []
+    for entry in manifest["engines"]:
+        if entry["kind"] == "apertium":
+            uri = manifest["info"]["source"]
+            engines.append(_apertium_from_snapshot(entry, uri, apertium_options))
+        elif entry["kind"] == "seq2seq":
+            from .seq2seq import Seq2SeqEngine
+
+            card = ModelInfo.from_dict(entry["cards"][0]).with_details(loaded_from=str(directory))
+            pairs = [tuple(p.split("->")) for p in card.details.get("pairs", [])]
+            pair = pairs[0] if len(pairs) == 1 else None
+            source = parse_source(str(directory / entry["directory"]))
+            engines.append(Seq2SeqEngine.load(source, pair, info=card, **neural_options))  # type: ignore[arg-type]
+        else:
+            raise SourceError(f"{directory}: unknown engine kind {entry['kind']!r} in the snapshot")
+    return engines
+
+
+def _apertium_from_snapshot(entry: dict, uri: str, options: dict) -> ApertiumEngine:
+    from .apertium import discover_modes
+
+    installed = {mode.name: mode for mode in discover_modes()}
+    missing = [name for name in entry["modes"] if name not in installed]
+    if missing:
+        packages = ", ".join(sorted({card["name"] for card in entry.get("cards", [])}))
+        raise SourceError(
+            f"the stored translation model needs apertium modes {', '.join(missing)}; "
+            f"install the Debian packages {packages} (make system-deps)"
+        )
+    return ApertiumEngine([installed[name] for name in entry["modes"]], uri, **options)

@@ -1,0 +1,1 @@
+"""Text translation: the model service (worker) and the public endpoints (endpoints)."""

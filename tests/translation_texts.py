@@ -1,0 +1,96 @@
+"""Everyday sentences and short phrases in ten languages: language identification tests
+and the detector comparison in benchmarks/language_id.py."""
+
+SENTENCES = {
+    "en": [
+        "The weather is nice today.",
+        "I would like to buy a new car.",
+        "Where is the train station?",
+        "My sister works in a hospital.",
+        "We are going to the beach tomorrow.",
+        "Thank you very much for your help.",
+    ],
+    "es": [
+        "Hace buen tiempo hoy.",
+        "Me gustaría comprar un coche nuevo.",
+        "¿Dónde está la estación de tren?",
+        "Mi hermana trabaja en un hospital.",
+        "Mañana vamos a la playa.",
+        "Muchas gracias por tu ayuda.",
+    ],
+    "ca": [
+        "Avui fa bon temps.",
+        "M'agradaria comprar un cotxe nou.",
+        "On és l'estació de tren?",
+        "La meva germana treballa en un hospital.",
+        "Demà anem a la platja.",
+        "Moltes gràcies per la teva ajuda.",
+    ],
+    "fr": [
+        "Il fait beau aujourd'hui.",
+        "Je voudrais acheter une nouvelle voiture.",
+        "Où est la gare ?",
+        "Ma sœur travaille dans un hôpital.",
+        "Nous allons à la plage demain.",
+        "Merci beaucoup pour votre aide.",
+    ],
+    "de": [
+        "Das Wetter ist heute schön.",
+        "Ich möchte ein neues Auto kaufen.",
+        "Wo ist der Bahnhof?",
+        "Meine Schwester arbeitet in einem Krankenhaus.",
+        "Wir fahren morgen an den Strand.",
+        "Vielen Dank für deine Hilfe.",
+    ],
+    "it": [
+        "Oggi fa bel tempo.",
+        "Vorrei comprare una macchina nuova.",
+        "Dov'è la stazione dei treni?",
+        "Mia sorella lavora in un ospedale.",
+        "Domani andiamo al mare.",
+        "Grazie mille per il tuo aiuto.",
+    ],
+    "pt": [
+        "O tempo está bom hoje.",
+        "Eu gostaria de comprar um carro novo.",
+        "Onde fica a estação de comboios?",
+        "A minha irmã trabalha num hospital.",
+        "Amanhã vamos à praia.",
+        "Muito obrigado pela sua ajuda.",
+    ],
+    "nl": [
+        "Het weer is vandaag mooi.",
+        "Ik wil graag een nieuwe auto kopen.",
+        "Waar is het treinstation?",
+        "Mijn zus werkt in een ziekenhuis.",
+        "We gaan morgen naar het strand.",
+        "Heel erg bedankt voor je hulp.",
+    ],
+    "pl": [
+        "Dzisiaj jest ładna pogoda.",
+        "Chciałbym kupić nowy samochód.",
+        "Gdzie jest dworzec kolejowy?",
+        "Moja siostra pracuje w szpitalu.",
+        "Jutro idziemy na plażę.",
+        "Bardzo dziękuję za pomoc.",
+    ],
+    "sv": [
+        "Vädret är fint idag.",
+        "Jag skulle vilja köpa en ny bil.",
+        "Var ligger tågstationen?",
+        "Min syster arbetar på ett sjukhus.",
+        "Vi ska till stranden i morgon.",
+        "Tack så mycket för din hjälp.",
+    ],
+}
+
+PHRASES = {
+    "en": ["good morning everyone", "see you soon", "the red house"],
+    "es": ["buenos días a todos", "hasta luego amigo", "la casa roja"],
+    "ca": ["bon dia a tothom", "fins aviat amic", "la casa vermella"],
+    "fr": ["bonjour à tous", "à bientôt mon ami", "la maison rouge"],
+    "de": ["guten Morgen allerseits", "bis bald mein Freund", "das rote Haus"],
+    "it": ["buongiorno a tutti", "a presto amico mio", "la casa rossa"],
+    "pt": ["bom dia a todos", "até logo amigo", "a casa vermelha"],
+    "nl": ["goedemorgen allemaal", "tot ziens vriend", "het rode huis"],
+}
