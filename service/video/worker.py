@@ -44,7 +44,14 @@ Chunk = list[tuple[float, bytes]]  # (time_s, JPEG) of consecutive sampled frame
 ModelCall = Callable[[], Awaitable[list[Any]]]
 
 
-@bentoml.service(**model_service_options("pais-video", settings.video_workers, settings))
+# No dependency probe in this service's /readyz: while the model services load, BentoML's
+# probe times out with an exception, and its timeout middleware then holds each such
+# /readyz for the whole request timeout, which blocks this worker's shutdown on SIGTERM.
+# The entry service depends on the model services itself, so its readiness (and
+# SageMaker's /ping) still waits for them.
+@bentoml.service(
+    **model_service_options("pais-video", settings.video_workers, settings), runner_probe={"enabled": False}
+)
 class VideoAnalysis(ModelService):
     detection = bentoml.depends(ObjectDetection)
     classification = bentoml.depends(ImageClassification)
