@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 
 CARD = "---\nlicense: apache-2.0\n---\n# tiny\n"
 
@@ -36,3 +37,19 @@ def snapshot_on_s3(snapshot: Path, bucket: str, key: str) -> str:
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
     return f"s3://{bucket}/{key}"
+
+
+def offline_torch_hub(monkeypatch: pytest.MonkeyPatch, root: Path) -> Path:
+    """An empty torch hub cache under `root` (TORCH_HOME); downloads would go to a closed
+    port on 127.0.0.1, never to the internet. Returns its checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(root))
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    checkpoints = root / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    return checkpoints
+
+
+def place_checkpoint(checkpoints: Path, weights: object, model: torch.nn.Module) -> None:
+    """`model`'s state_dict where torchvision looks for `weights` (a weights enum member)
+    before downloading them."""
+    torch.save(model.state_dict(), checkpoints / Path(weights.url).name)  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ import torch
 from models.classification import ImageClassifier
 from models.sources import SourceError, parse_source
 
-from .artifacts import CARD, hub_cache_entry, snapshot_on_s3
+from .artifacts import CARD, hub_cache_entry, offline_torch_hub, place_checkpoint, snapshot_on_s3
 
 TINY_LABELS = {0: "cat", 1: "dog", 2: "cup"}
 
@@ -41,13 +41,10 @@ def torch_hub_with_resnet18(tmp_path, monkeypatch) -> torch.nn.Module:
     Downloads would go to a closed port on 127.0.0.1, never to the internet."""
     from torchvision.models import ResNet18_Weights, resnet18
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    checkpoints = offline_torch_hub(monkeypatch, tmp_path / "torch")
     torch.manual_seed(0)
     model = resnet18(weights=None).eval()
-    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save(model.state_dict(), checkpoints / Path(ResNet18_Weights.IMAGENET1K_V1.url).name)
+    place_checkpoint(checkpoints, ResNet18_Weights.IMAGENET1K_V1, model)
     return model
 
 

@@ -15,7 +15,7 @@ import torch
 from models.detection import DetectOptions, ObjectDetector
 from models.sources import SourceError
 
-from .artifacts import CARD, hub_cache_entry, snapshot_on_s3
+from .artifacts import CARD, hub_cache_entry, offline_torch_hub, place_checkpoint, snapshot_on_s3
 from .images import composite, encode, photo
 
 TINY_LABELS = {0: "cat", 1: "dog", 2: "cup"}
@@ -43,11 +43,8 @@ def _as_tuples(result) -> list[tuple[str, float, tuple]]:
 
 @pytest.fixture
 def torch_hub(tmp_path, monkeypatch):
-    """An empty torch hub cache; downloads would go to a closed port on 127.0.0.1."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
-    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
+    """Places a seeded random torchvision detector in an offline torch hub cache."""
+    checkpoints = offline_torch_hub(monkeypatch, tmp_path / "torch")
 
     def place(arch: str, jitter: bool = True) -> torch.nn.Module:
         from torchvision.models import get_model, get_model_weights
@@ -60,7 +57,7 @@ def torch_hub(tmp_path, monkeypatch):
         if jitter:
             _perturbed(model)
         model.eval()
-        torch.save(model.state_dict(), checkpoints / Path(weights.url).name)
+        place_checkpoint(checkpoints, weights, model)
         return model
 
     return place
