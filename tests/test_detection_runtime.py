@@ -121,6 +121,11 @@ def test_bad_options_are_refused(detector, options, message):
         detector.detect_many([encode(photo("chelsea"))], options)
 
 
+def test_unknown_annotation_format_is_refused_before_any_work(detector):
+    with pytest.raises(ValueError, match="annotate must be one of jpeg, png, got 'gif'"):
+        detector.detect_many([encode(photo("chelsea")), b"not even an image"], annotate=[None, "gif"])
+
+
 def test_a_batch_gives_what_single_images_give(detector):
     images = [
         composite(["astronaut", "chelsea", "coffee"])[0],

@@ -16,7 +16,7 @@ from ..device import Placement
 from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
-from . import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, loaders
+from . import ANNOTATION_MEDIA_TYPES, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, loaders
 from .backend import Query, finish
 from .drawing import draw_detections
 from .options import DetectOptions, canonical_classes
@@ -105,7 +105,7 @@ class ObjectDetector(ImageRuntime):
         )
         if len(per_image) != len(images) or len(formats) != len(images):
             raise ValueError("options and annotate must be one value or one per image")
-        queries = [self._query(o) for o in per_image]
+        queries = [self._query(o, fmt) for o, fmt in zip(per_image, formats, strict=True)]
         results: list[ImageDetections | ImageError] = []
         for start in range(0, len(images), self.forward_chunk):
             end = start + self.forward_chunk
@@ -149,11 +149,14 @@ class ObjectDetector(ImageRuntime):
         with torch.inference_mode():
             self.backend.detect([blank], [self._query(DEFAULT_OPTIONS)], self.placement)
 
-    def check_options(self, options: DetectOptions) -> None:
-        """ValueError saying what is wrong with `options` for this model, if anything."""
-        self._query(options)
+    def check_options(self, options: DetectOptions, annotate: str | None = None) -> None:
+        """ValueError saying what is wrong with `options` (or the annotation format) for
+        this model, if anything."""
+        self._query(options, annotate)
 
-    def _query(self, options: DetectOptions) -> Query:
+    def _query(self, options: DetectOptions, annotate: str | None = None) -> Query:
+        if annotate is not None and annotate not in ANNOTATION_MEDIA_TYPES:
+            raise ValueError(f"annotate must be one of {', '.join(ANNOTATION_MEDIA_TYPES)}, got {annotate!r}")
         options.check()
         class_ids = None
         if options.classes is not None:

@@ -34,7 +34,7 @@ class ObjectDetection(ModelService):
                 item.score_threshold, item.max_detections, tuple(item.classes) if item.classes else None
             )
             try:
-                self.runtime.check_options(option)
+                self.runtime.check_options(option, item.annotate)
             except ValueError as error:  # the entry service checks first: this is a safety net
                 outcomes[i] = DetectOutcome(error=ItemError(kind="invalid", message=str(error)))
                 continue
