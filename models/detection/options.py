@@ -27,11 +27,13 @@ class DetectOptions:
             )
 
 
-def split_names(values: Iterable[str] | None) -> tuple[str, ...] | None:
-    """A list option as sent over HTTP (`classes`, `tasks`): one or more values, each
+def split_names(values: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """A list option as sent over HTTP (`classes`, `tasks`): one value or several, each
     possibly comma-separated (`person,cup`) -> the names, or None when there are none."""
     if values is None:
         return None
+    if isinstance(values, str):
+        values = [values]
     names = tuple(part.strip() for value in values for part in value.split(",") if part.strip())
     return names or None
 

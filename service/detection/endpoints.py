@@ -56,7 +56,7 @@ class DetectionEndpoints:
     ) -> list[DetectItem]:
         """One model-service item per image, with the classes spelt as the model spells them
         (RequestError listing the model's labels for an unknown one)."""
-        names = split_names([classes] if isinstance(classes, str) else classes)
+        names = split_names(classes)
         if names is not None:
             try:
                 names = canonical_classes(names, await self.detection_labels())

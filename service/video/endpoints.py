@@ -26,7 +26,7 @@ ALL_TASKS = ",".join(TASKS)
 
 
 def parse_tasks(tasks: str | list[str]) -> set[str]:
-    names = split_names([tasks] if isinstance(tasks, str) else tasks) or ()
+    names = split_names(tasks) or ()
     unknown = sorted(set(names) - set(TASKS))
     if unknown or not names:
         raise RequestError(
@@ -60,9 +60,9 @@ class VideoEndpoints:
     ) -> VideoAnalysisOut:
         """Detect and/or classify what a video shows, sampled at `sample_fps` frames per
         second: per-frame results and, per label, when it was first and last seen."""
-        data = await read_video(video, "video", settings)
         wanted = parse_tasks(tasks)
-        names = split_names([classes] if isinstance(classes, str) else classes)
+        data = await read_video(video, "video", settings)
+        names = split_names(classes)
         outcome = await self.video.to_async.analyze(
             VideoRequest(
                 data=data,
