@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= true
 
-REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/nodeps.txt requirements/constraints.txt
+REQUIREMENTS := requirements/base.txt requirements/onnxruntime-cpu.txt requirements/dev.txt requirements/nodeps.txt \
+	requirements/constraints.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := $(shell sed -e 's/\#.*//' requirements/apt.txt)
 
@@ -39,7 +40,8 @@ setup: $(VENV)/.installed
 # whose metadata pins old torch/numpy, without their dependencies.
 $(VENV)/.installed: $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --disable-pip-version-check -r requirements/base.txt -r requirements/dev.txt -c requirements/constraints.txt
+	$(PIP) install -q --disable-pip-version-check -r requirements/base.txt -r requirements/onnxruntime-cpu.txt \
+		-r requirements/dev.txt -c requirements/constraints.txt
 	$(PIP) install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
 	touch $@
 
@@ -73,6 +75,11 @@ bento: setup models
 IMAGE_BACKEND ?= docker
 image: bento
 	$(VENV)/bin/bentoml containerize pais:latest --backend $(IMAGE_BACKEND) -t pais:$(VARIANT)
+
+# The AWS deployment tool: make deploy ARGS="sagemaker deploy pais --create-role" (see README, Deploy).
+.PHONY: deploy
+deploy: setup
+	$(PY) -m deploy $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

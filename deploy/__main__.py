@@ -1,3 +1,7 @@
+"""`python -m deploy`: see deploy/cli.py."""
+
 import sys
 
-sys.exit("python -m deploy is not implemented yet: see the deploy issue")
+from .cli import main
+
+sys.exit(main())

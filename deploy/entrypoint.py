@@ -5,15 +5,19 @@
     python -m deploy.entrypoint [--host H]         plain REST server on $PORT or 3000
     python -m deploy.entrypoint <command ...>      runs the command (e.g. bash) for debugging
 
-It execs `bentoml serve`, so the serving process is the container's PID 1 and receives
-SIGTERM directly (SageMaker and `docker stop` send it, then SIGKILL after 30 s). Inside a
-bento image it serves the bento at $BENTO_PATH; on the host, service.gateway:PAIS.
+It first runs the service's preflight checks (settings, device) and exits 2 if they fail:
+BentoML would restart a failing model worker forever, and SageMaker would only notice at
+its health-check timeout. Then it execs `bentoml serve`, so the serving process is the
+container's PID 1 and receives SIGTERM directly (SageMaker and `docker stop` send it, then
+SIGKILL after 30 s). Inside a bento image it serves the bento at $BENTO_PATH; on the host,
+service.gateway:PAIS.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     args = parser.parse_args(argv)
     command, env = serve_command(args.mode == "serve", args.host, dict(os.environ))
+    # the service's sources: the bento's src/ in an image, the working directory on the host
+    sources = Path(env["BENTO_PATH"]) / "src" if env.get("BENTO_PATH") else Path.cwd()
+    checked = subprocess.run([sys.executable, "-m", "service.preflight"], cwd=sources, env=env)
+    if checked.returncode != 0:
+        sys.exit(checked.returncode)
     print(f"pais entrypoint: {' '.join(command)}", flush=True)
     os.execvpe(command[0], command, env)
 

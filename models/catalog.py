@@ -40,6 +40,18 @@ CATALOG: dict[str, TaskEntry] = {
         "models.translation:Translator",
         "text translation between the installed apertium pairs (and any seq2seq model configured)",
     ),
+    "speech": TaskEntry(
+        "speech",
+        "packaged:piper-joe",
+        "models.speech:SpeechSynthesizer",
+        "Text to speech (US English voice, 22.05 kHz)",
+    ),
+    "recommendation": TaskEntry(
+        "recommendation",
+        "packaged:movielens-100k",
+        "models.recommendation:Recommender",
+        "iALS recommendations trained on MovieLens-100K, content embeddings for cold start",
+    ),
 }
 
 

@@ -201,6 +201,28 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def fetch_s3_file(uri: str, cache_dir: Path | None = None) -> Path:
+    """Download one s3:// object (a data file, e.g. training interactions) and return its
+    local path. Unlike fetch_s3 it downloads on every call: data, unlike a model version,
+    is often replaced under the same key."""
+    import boto3  # only needed for this source
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise SourceError(f"{uri!r} does not name an object; expected s3://bucket/key")
+    target = (cache_dir or cache_root()) / "s3-files" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / Path(key).name
+    staging = target / (path.name + ".partial")
+    try:
+        boto3.client("s3").download_file(bucket, key, str(staging))
+    except (BotoCoreError, ClientError) as exc:
+        raise SourceError(f"cannot download {uri}: {exc}") from exc
+    os.replace(staging, path)
+    return path
+
+
 def extract_archive(archive: Path, dest: Path) -> Path:
     """Extract a tar archive refusing links and paths that escape `dest` (the "data" filter)."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from every model service found on the class.
 Serve it with `bentoml serve service.gateway:PAIS` (what `make serve` does).
 """
 
+import asyncio
 import math
 from typing import Any
 
@@ -28,25 +29,45 @@ from .middleware import (
     ErrorShapeMiddleware,
 )
 from .multipart import install_strict_multipart
+from .recommendation.endpoints import RecommendationEndpoints
 from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import Settings, get_settings
+from .speech import endpoints as speech_endpoints
 from .translation.endpoints import TranslationEndpoints, list_languages
 from .video.endpoints import VideoEndpoints
 
 settings = get_settings()
 install_strict_multipart()
+MODEL_READY_TIMEOUT_S = 5  # BentoML's own probe timeout
 
 
 # No BentoML max_concurrency here: its limiter sits outside the service's middleware and
 # would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
+# BentoML's own dependency probe in /readyz lets a timeout escape while a model service is
+# still loading; its timeout middleware then holds that request for the whole request timeout,
+# and shutdown waits for it (SIGTERM took up to PAIS_REQUEST_TIMEOUT_S once two model services
+# loaded side by side). __is_ready__ below probes the model services instead.
 @bentoml.service(
     name="pais",
     workers=settings.gateway_workers,
     traffic={"timeout": settings.request_timeout_s},
+    runner_probe={"enabled": False},
 )
-class PAIS(ClassificationEndpoints, DetectionEndpoints, VideoEndpoints, TranslationEndpoints):
+class PAIS(
+    ClassificationEndpoints,
+    DetectionEndpoints,
+    VideoEndpoints,
+    TranslationEndpoints,
+    speech_endpoints.SpeechEndpoints,
+    RecommendationEndpoints,
+):
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
+
+    async def __is_ready__(self) -> bool:
+        """Ready when every model service answers its /readyz; a timeout means not yet."""
+        probes = [service.is_ready(MODEL_READY_TIMEOUT_S) for service in self.model_services().values()]
+        return all(answer is True for answer in await asyncio.gather(*probes, return_exceptions=True))
 
     def model_services(self) -> dict[str, Any]:
         """Every model service this entry service depends on, by attribute name."""
@@ -83,6 +104,7 @@ PAIS.mount_asgi_app(
             Route("/models", list_models, methods=["GET"]),
             Route("/stats", batch_stats, methods=["GET"]),
             Route("/translate/languages", list_languages, methods=["GET"]),
+            *speech_endpoints.ROUTES,
         ]
     ),
     path="/",

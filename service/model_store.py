@@ -4,6 +4,9 @@
 saves a self-contained snapshot as `pais-<task>` in the store (under BENTOML_HOME), so a
 bento and its image carry their weights and start offline. At start-up a service prefers
 that stored copy when it was made from the source it is configured with.
+
+A task may also be pointed at any model in the store with `bentoml:<name>[:<version>]`
+(e.g. one trained with `python -m models.recommendation train --name my-recs`).
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import bentoml
 from bentoml.exceptions import NotFound
 
-from models.catalog import CATALOG, load_runtime
+from models.catalog import CATALOG, load_runtime, runtime_class
 from models.sources import SNAPSHOT_FILE
 
 from .settings import Settings, get_settings
 
 log = logging.getLogger("pais.model_store")
+
+STORE_SCHEME = "bentoml:"
 
 
 def store_name(task: str) -> str:
@@ -30,6 +36,11 @@ def store_name(task: str) -> str:
 
 def configured_source(task: str, settings: Settings) -> str:
     return getattr(settings, f"{task}_model")
+
+
+def stored_reference(source: str) -> str | None:
+    """The store tag named by a `bentoml:<name>[:<version>]` source, else None."""
+    return source[len(STORE_SCHEME) :] if source.startswith(STORE_SCHEME) else None
 
 
 def resolve_source(task: str, settings: Settings | None = None) -> str:
@@ -43,6 +54,15 @@ def resolve_source(task: str, settings: Settings | None = None) -> str:
             return str(artifact)
         log.warning("%s: no model artifacts in %s; using the configured source", task, artifact)
     source = configured_source(task, settings)
+    tag = stored_reference(source)
+    if tag is not None:
+        try:
+            return bentoml.models.get(tag).path
+        except NotFound:
+            raise LookupError(
+                f"{task}: {source} names no model in the BentoML store; `bentoml models list` shows the "
+                "stored ones"
+            ) from None
     try:
         stored = bentoml.models.get(f"{store_name(task)}:latest")
     except NotFound:
@@ -60,21 +80,44 @@ def resolve_source(task: str, settings: Settings | None = None) -> str:
 
 
 def import_model(task: str, settings: Settings) -> str:
-    """Store `task`'s configured model unless the latest stored copy has the same version."""
+    """Store `task`'s configured model unless the latest stored copy has the same version.
+    A runtime class may offer `source_version(source)`, a cheap probe of that version:
+    then an up-to-date model is not even loaded (for recommendation, loading means training)."""
     source = configured_source(task, settings)
+    if stored_reference(source) is not None:
+        return f"{task}: {source} is served from the store as it is"
+    probe = getattr(runtime_class(task), "source_version", None)
+    if probe is not None and (current := _up_to_date(task, source, probe(source))):
+        return current
     runtime = load_runtime(task, source, device="cpu", dtype="fp32")
-    info = runtime.info
+    if current := _up_to_date(task, source, runtime.info.version):
+        return current
+    tag = store_runtime(store_name(task), task, runtime)
+    return f"{task}: stored {tag} from {source} ({runtime.info.version})"
+
+
+def _up_to_date(task: str, source: str, version: str | None) -> str | None:
     try:
         latest = bentoml.models.get(f"{store_name(task)}:latest")
-        meta = latest.info.metadata
-        if meta.get("source") == source and meta.get("version") == info.version:
-            return f"{task}: {latest.tag} is up to date ({source}, {info.version})"
     except NotFound:
-        pass
+        return None
+    meta = latest.info.metadata
+    if version is not None and meta.get("source") == source and meta.get("version") == version:
+        return f"{task}: {latest.tag} is up to date ({source}, {version})"
+    return None
+
+
+def store_runtime(name: str, task: str, runtime: Any) -> str:
+    """Save a runtime's snapshot as a new version of `name` in the store; returns the tag.
+    The metadata is the model card without runtime details, plus its held-out evaluation
+    when the runtime measured one."""
+    info = runtime.info
     metadata = {key: value for key, value in info.to_dict().items() if key != "details"}
-    with bentoml.models.create(store_name(task), labels={"task": task}, metadata=metadata) as model:
+    if "evaluation" in info.details:
+        metadata["evaluation"] = info.details["evaluation"]
+    with bentoml.models.create(name, labels={"task": task}, metadata=metadata) as model:
         runtime.save(model.path)
-    return f"{task}: stored {model.tag} from {source} ({info.version})"
+    return str(model.tag)
 
 
 def main(argv: list[str] | None = None) -> int:

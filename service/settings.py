@@ -116,6 +116,38 @@ class Settings:
     translation_generation_batch: int = _setting(
         64, "Sentences per generate() call of a neural translation model.", 1
     )
+    # speech synthesis
+    speech_model: str = _setting(
+        default_source("speech"),
+        "Source URI of the speech synthesis voice (packaged:, hf:, s3://, a directory).",
+    )
+    speech_workers: int = _setting(
+        1, "Worker processes of the speech model service (each holds a voice copy).", 1
+    )
+    max_speech_chars: int = _setting(
+        5000, "Most characters of text in one /synthesize or /synthesize/stream request (413 beyond).", 1
+    )
+    speech_max_batch_size: int = _setting(
+        32, "Largest batch of sentences adaptive batching forms for the speech voice.", 1
+    )
+    # recommendation
+    recommendation_model: str = _setting(
+        default_source("recommendation"),
+        "Source URI of the recommendation model: packaged:movielens-100k (trained by `make models`), "
+        "a snapshot directory or s3:// archive, or bentoml:<name> for a model trained with "
+        "`python -m models.recommendation train`.",
+    )
+    recommendation_workers: int = _setting(
+        1, "Worker processes of the recommendation model service (each holds a model copy).", 1
+    )
+    recommendation_batch_size: int = _setting(
+        64, "Largest batch adaptive batching forms for recommendations (one matrix product per batch).", 2
+    )
+    max_recommendations: int = _setting(
+        100, "Largest k one /recommend or /similar_items request may ask for.", 1
+    )
+    max_liked_items: int = _setting(500, "Most liked_items one /recommend request may send.", 1)
+    max_query_chars: int = _setting(1000, "Longest /recommend query, in characters.", 1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,15 +1,18 @@
 """Shared fixtures: real photos, a real PAIS server, moto's AWS server.
 
 Tests never reach beyond 127.0.0.1: hubs are forced offline here, before anything
-imports huggingface_hub or transformers.
+imports huggingface_hub or transformers. The BentoML store is the project's (what
+`make models` fills), also when pytest is run without make.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("BENTOML_HOME", str(Path(__file__).resolve().parents[1] / ".bentoml"))
 
 from collections.abc import Iterator
 
@@ -26,6 +29,7 @@ TEST_MAX_VIDEO_DURATION_S = 8
 TEST_MAX_VIDEO_FRAMES = 40
 TEST_MAX_TEXTS = 6
 TEST_MAX_TEXT_CHARS = 2000
+TEST_MAX_SPEECH_CHARS = 1000
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +54,7 @@ def pais_server() -> Iterator[str]:
         PAIS_MAX_VIDEO_FRAMES=str(TEST_MAX_VIDEO_FRAMES),
         PAIS_MAX_TEXTS_PER_REQUEST=str(TEST_MAX_TEXTS),
         PAIS_MAX_TEXT_CHARS=str(TEST_MAX_TEXT_CHARS),
+        PAIS_MAX_SPEECH_CHARS=str(TEST_MAX_SPEECH_CHARS),
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
@@ -81,6 +86,25 @@ def moto_endpoint() -> Iterator[str]:
             else:
                 os.environ[key] = value
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_emulator(moto_endpoint: str) -> Iterator:
+    """moto behind a proxy that adds the SageMaker and EC2 behaviour moto fakes or lacks
+    (tests/aws_emulator.py says what each extension assumes about AWS)."""
+    from .aws_emulator import emulator
+
+    with emulator(moto_endpoint) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def pushed_release(aws_emulator, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`python -m deploy push` of a real OCI image layout and the project's model store."""
+    from .deploy_support import make_oci_layout, push_layout
+
+    layout = make_oci_layout(tmp_path_factory.mktemp("oci"), {"app/VERSION": b"release-1\n"})
+    return push_layout(aws_emulator.url, layout, "release-1")
 
 
 _AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,7 +74,11 @@ def _wait_ready(process: subprocess.Popen, ready_url: str, log_path: str, timeou
 
 
 def stop(process: subprocess.Popen, grace_s: float = 30) -> int:
+    """SIGTERM the server, SIGKILL it after `grace_s`, then kill any of its workers still
+    running: BentoML's workers run in sessions of their own, out of reach of a process group
+    signal, and a hung one would outlive its killed arbiter, port and all."""
     if process.poll() is None:
+        workers = _descendants(process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -82,7 +87,17 @@ def stop(process: subprocess.Popen, grace_s: float = 30) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
     return process.returncode
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def bentoml_serve(target: str, port: int) -> list[str]:

@@ -78,6 +78,11 @@ def test_bento_contents(bentos):
         assert not (src / "tests").exists() and not (src / "benchmarks").exists()
         requirements = (bento / "env" / "python" / "requirements.txt").read_text()
         assert "torch==2.14.1" in requirements and "bentoml==1.4.40" in requirements
+        onnxruntime = {line for line in requirements.splitlines() if line.startswith("onnxruntime")}
+        variant = yaml.safe_load((bento / "bento.yaml").read_text())["labels"]["variant"]
+        assert onnxruntime == (
+            {"onnxruntime-gpu[cuda]==1.31.1"} if variant == "gpu" else {"onnxruntime==1.32.0"}
+        )
         manifest = yaml.safe_load((bento / "bento.yaml").read_text())
         stored = {model["tag"].split(":")[0] for model in manifest["models"]}
         assert stored == {f"pais-{task}" for task in CATALOG}

@@ -292,3 +292,25 @@ def test_detect_and_analyze_video_through_invocations(sagemaker, tmp_path):
     analysed = invoke(sagemaker, clip.read_bytes(), "video/mp4", "task=analyze_video;tasks=detect")
     assert analysed.status_code == 200, analysed.text
     assert analysed.json()["summary"]["cat"]["first_s"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PAIS_DEVICE": "cuda"}, "CUDA is not available"),
+        ({"PAIS_MAX_BATCH_SIZE": "lots"}, "is not an integer"),
+    ],
+    ids=["gpu-image-without-gpu", "bad-setting"],
+)
+def test_entrypoint_fails_fast_on_a_misconfiguration(model_dir, env, message):
+    """BentoML restarts a failing model worker forever; the entrypoint checks first, so a
+    container with a bad setting exits at once instead of failing health checks later."""
+    port = free_port()
+    result = subprocess.run(
+        entrypoint("serve"),
+        env=service_env(SAGEMAKER_BIND_TO_PORT=str(port), PAIS_MODEL_DIR=str(model_dir), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]

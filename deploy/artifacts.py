@@ -1,0 +1,269 @@
+"""Model artifacts: the BentoML model store packed as `model.tar.gz` and put in S3.
+
+The archive holds one PAIS snapshot directory per task, `<task>/pais-model.json` and the
+weights beside it (the latest stored version of each `pais-<task>` model), which is what
+the container loads from /opt/ml/model/<task>/ after SageMaker (or the EC2 user data)
+extracts it (PAIS_MODEL_DIR). It is packed deterministically (sorted entries, fixed times
+and owners, gzip without a time stamp), so the same models give the same bytes and the same
+sha256, and a second push uploads nothing.
+
+The upload is a multipart upload with a SHA-256 checksum on every part (S3 refuses a part
+whose bytes do not match) and is verified afterwards: the object's composite checksum, as
+S3 reports it, must equal the one computed here from the same parts.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from botocore.exceptions import ClientError
+
+from .aws import Aws, is_not_found
+from .errors import DeployError
+
+MIB = 1024 * 1024
+MIN_PART = 5 * MIB
+MAX_PARTS = 10_000
+STORE_PREFIX = "pais-"
+
+
+@dataclass(frozen=True)
+class PackedModels:
+    path: Path
+    sha256: str
+    size: int
+    models: dict[str, str]  # store name -> version
+
+
+def default_store() -> Path:
+    return Path(os.environ.get("BENTOML_HOME") or Path.cwd() / ".bentoml")
+
+
+def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None) -> PackedModels:
+    """Pack the latest version of each chosen model (default: every `pais-*` model) as
+    `<task>/...`, the task being the store name without its `pais-` prefix."""
+    models_dir = store / "models"
+    if not models_dir.is_dir():
+        raise DeployError(f"no BentoML model store at {store} (run `make models`, or pass --model-store)")
+    chosen = names or sorted(p.name for p in models_dir.iterdir() if p.name.startswith(STORE_PREFIX))
+    if not chosen:
+        raise DeployError(f"the model store {store} holds no pais-* models: run `make models` first")
+    versions: dict[str, str] = {}
+    entries: list[tuple[Path, str]] = []  # (file, name in the archive)
+    for name in chosen:
+        latest = models_dir / name / "latest"
+        if not name.startswith(STORE_PREFIX) or not latest.is_file():
+            raise DeployError(f"model {name!r} is not in the store {store} (names look like pais-<task>)")
+        versions[name] = latest.read_text().strip()
+        version_dir = models_dir / name / versions[name]
+        task = name.removeprefix(STORE_PREFIX)
+        entries += [
+            (file, f"{task}/{file.relative_to(version_dir).as_posix()}")
+            for file in sorted(version_dir.rglob("*"))
+            if file.is_file()
+        ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.tar.gz"
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for file, arcname in entries:
+            info = tar.gettarinfo(str(file), arcname=arcname)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o644
+            with file.open("rb") as handle:
+                tar.addfile(info, handle)
+    return PackedModels(path, file_sha256(path), path.stat().st_size, versions)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise DeployError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def artifact_prefix(uri: str, repository: str) -> str:
+    """What a role may read for these artifacts: every release `push` stores for the
+    repository (`s3://bucket/<repository>/`), so the role outlives one release; for
+    artifacts stored elsewhere, their own folder."""
+    bucket, key = split_s3_uri(uri)
+    if key.startswith(f"{repository}/") and key.endswith("/model.tar.gz") and key.count("/") == 2:
+        return f"s3://{bucket}/{repository}/"
+    return f"s3://{bucket}/{key.rsplit('/', 1)[0]}/" if "/" in key else uri
+
+
+def default_bucket(aws: Aws) -> str:
+    return f"pais-artifacts-{aws.account_id}-{aws.region}"
+
+
+def ensure_bucket(aws: Aws, bucket: str, tags: dict[str, str]) -> None:
+    """A private bucket: created with public access blocked when it does not exist."""
+    try:
+        aws.read("s3", "HeadBucket", Bucket=bucket)
+        return
+    except ClientError as error:
+        if not is_not_found(error):
+            raise
+    params: dict[str, Any] = {"Bucket": bucket}
+    if aws.region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
+    aws.write("s3", "CreateBucket", **params)
+    aws.write(
+        "s3",
+        "PutPublicAccessBlock",
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    aws.write(
+        "s3",
+        "PutBucketTagging",
+        Bucket=bucket,
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+    )
+
+
+def part_size_for(size: int, wanted: int) -> int:
+    """`wanted` (at least S3's 5 MiB minimum), raised when the file would need >10,000 parts."""
+    part = max(wanted, MIN_PART)
+    while -(-size // part) > MAX_PARTS:
+        part *= 2
+    return part
+
+
+def composite_sha256(path: Path, part_size: int) -> str:
+    """S3's checksum of a multipart object: sha256 over the parts' sha256 digests, base64."""
+    size = path.stat().st_size
+    digests = b"".join(
+        hashlib.sha256(_read(path, offset, length)).digest()
+        for _, offset, length in part_ranges(size, part_size)
+    )
+    return base64.b64encode(hashlib.sha256(digests).digest()).decode()
+
+
+def part_ranges(size: int, part_size: int) -> list[tuple[int, int, int]]:
+    """(part number, offset, length) for each part; one empty part for an empty file."""
+    return [
+        (n, offset, min(part_size, size - offset)) for n, offset in enumerate(range(0, size, part_size), 1)
+    ] or [(1, 0, 0)]
+
+
+def _read(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+def existing_sha256(aws: Aws, bucket: str, key: str) -> str | None:
+    try:
+        return aws.read("s3", "HeadObject", Bucket=bucket, Key=key)["Metadata"].get("sha256")
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def upload_verified(
+    aws: Aws, packed: PackedModels, bucket: str, key: str, part_size: int, tags: dict[str, str]
+) -> dict[str, Any]:
+    """Upload unless an object with the same sha256 is there; verify what S3 stored."""
+    uri = f"s3://{bucket}/{key}"
+    if existing_sha256(aws, bucket, key) == packed.sha256:
+        return {"uri": uri, "uploaded": False, "sha256": packed.sha256, "size": packed.size}
+    part_size = part_size_for(packed.size, part_size)
+    upload = aws.write(
+        "s3",
+        "CreateMultipartUpload",
+        Bucket=bucket,
+        Key=key,
+        ContentType="application/gzip",
+        ChecksumAlgorithm="SHA256",
+        Metadata={"sha256": packed.sha256},
+        Tagging=urlencode(tags),
+    )
+    try:
+        parts = _upload_parts(aws, packed.path, bucket, key, upload["UploadId"], part_size)
+        aws.write(
+            "s3",
+            "CompleteMultipartUpload",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": parts},
+        )
+    except BaseException:
+        if not aws.dry_run:
+            aws.write("s3", "AbortMultipartUpload", Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+        raise
+    if not aws.dry_run:
+        verify_upload(aws, packed, bucket, key, part_size)
+    return {
+        "uri": uri,
+        "uploaded": True,
+        "sha256": packed.sha256,
+        "size": packed.size,
+        "part_size": part_size,
+    }
+
+
+def _upload_parts(
+    aws: Aws, path: Path, bucket: str, key: str, upload_id: Any, part_size: int
+) -> list[dict[str, Any]]:
+    def send(number: int, offset: int, length: int) -> dict[str, Any]:
+        chunk = _read(path, offset, length)
+        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+        answer = aws.write(
+            "s3",
+            "UploadPart",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=io.BytesIO(chunk) if not aws.dry_run else chunk,
+            ChecksumSHA256=checksum,
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+
+    parts = part_ranges(path.stat().st_size, part_size)
+    if aws.dry_run:
+        return [send(*part) for part in parts]
+    # Parts go up side by side (boto3 clients are thread-safe); each worker reads its own.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda part: send(*part), parts))
+
+
+def verify_upload(aws: Aws, packed: PackedModels, bucket: str, key: str, part_size: int) -> None:
+    """S3's size and composite SHA-256 of the object must equal the local file's."""
+    head = aws.read("s3", "HeadObject", Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    stored = (head.get("ChecksumSHA256") or "").split("-", 1)[0]
+    expected = composite_sha256(packed.path, part_size)
+    if head["ContentLength"] != packed.size or stored != expected:
+        raise DeployError(
+            f"s3://{bucket}/{key} does not match {packed.path}: S3 reports {head['ContentLength']} bytes, "
+            f"checksum {stored or 'none'}; expected {packed.size} bytes, checksum {expected}"
+        )

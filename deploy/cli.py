@@ -1,0 +1,615 @@
+"""`python -m deploy`: push the image and models, deploy to SageMaker or EC2, operate, tear
+down, estimate cost. `python -m deploy <command> --help` documents each command.
+
+Common options work before or after the command: --region, --profile, --endpoint-url
+(another AWS endpoint, e.g. a local emulator), --dry-run (print the planned AWS calls,
+validated against botocore's service model, and change nothing), --wait/--no-wait,
+--timeout, --tags, --output text|json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+from botocore.exceptions import ClientError
+
+from . import artifacts, cost, ecr, iam, image, logs
+from .aws import Aws, AwsOptions, is_not_found
+from .ec2 import ami as ec2_ami
+from .ec2 import instance as ec2_instance
+from .errors import DeployError
+from .naming import check_name, parse_env, parse_tags, resource_tags, stamp
+from .sagemaker import batch as sm_batch
+from .sagemaker import endpoint as sm_endpoint
+from .sagemaker import invoke as sm_invoke
+from .sagemaker import lifecycle as sm_lifecycle
+from .sagemaker.autoscale import Autoscale
+
+DEFAULT_REPOSITORY = "pais"
+DEFAULT_TIMEOUT_S = 1800
+
+
+def _common(parser: argparse.ArgumentParser, nested: bool) -> None:
+    """Options every command takes. On subcommands their defaults are suppressed, so that a
+    value given before the command is not reset by the subparser."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if nested else value
+
+    group = parser.add_argument_group("AWS and output")
+    group.add_argument("--region", default=default(None), help="AWS region (default: profile / environment)")
+    group.add_argument("--profile", default=default(None), help="AWS profile from ~/.aws/config")
+    group.add_argument("--endpoint-url", default=default(None), help="send every AWS call here (e.g. moto)")
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=default(False),
+        help="print the planned AWS calls; change nothing",
+    )
+    group.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=default(True),
+        help="wait until AWS has finished (default: wait)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=default(DEFAULT_TIMEOUT_S),
+        help="longest wait, seconds (default 1800)",
+    )
+    group.add_argument(
+        "--tags", action="append", default=default([]), help="KEY=VALUE[,KEY=VALUE] on every resource"
+    )
+    group.add_argument("--output", choices=("text", "json"), default=default("text"))
+    group.add_argument(
+        "--poll-interval", type=float, default=default(10.0), help="seconds between status checks"
+    )
+    group.add_argument("--max-attempts", type=int, default=default(5), help="attempts per AWS call (retries)")
+
+
+def _image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repository", default=DEFAULT_REPOSITORY, help="ECR repository (default pais)")
+    parser.add_argument(
+        "--image", help="tag, <uri>:<tag> or <uri>@sha256:... in the repository (default: the newest pushed)"
+    )
+    parser.add_argument(
+        "--model-data", help="s3:// URI of model.tar.gz (default: the one `push` stored with the image)"
+    )
+    parser.add_argument(
+        "--no-model-data",
+        action="store_true",
+        help="deploy without model artifacts (the image carries its models)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the container (repeatable)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n\n")[0])
+    _common(parser, nested=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(group: Any, name: str, handler: Callable[..., Any], help: str) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, help=help, description=help)
+        _common(sub, nested=True)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    push = command(commands, "push", cmd_push, "push the image to ECR and the model store to S3")
+    push.add_argument("--repository", default=DEFAULT_REPOSITORY, help="ECR repository (default pais)")
+    push.add_argument(
+        "--image",
+        default="pais:gpu",
+        help="local image as `make image` tags it; for --pusher oci an OCI layout dir",
+    )
+    push.add_argument("--tag", help="image tag (default: UTC time stamp and git commit); tags are immutable")
+    push.add_argument(
+        "--pusher",
+        choices=sorted(image.PUSHERS),
+        help="default: docker, buildah or skopeo if found, else oci",
+    )
+    push.add_argument(
+        "--bucket", help="S3 bucket for model artifacts (default pais-artifacts-<account>-<region>)"
+    )
+    push.add_argument(
+        "--model-store", type=Path, help="BentoML home to pack (default $BENTOML_HOME or ./.bentoml)"
+    )
+    push.add_argument("--models", nargs="+", help="store names to pack (default: every pais-* model)")
+    push.add_argument("--part-size-mb", type=int, default=64, help="multipart upload part size (default 64)")
+    push.add_argument(
+        "--keep-images", type=int, default=50, help="lifecycle policy: newest images kept (default 50)"
+    )
+    push.add_argument("--skip-image", action="store_true", help="upload the model artifacts only")
+    push.add_argument("--skip-artifacts", action="store_true", help="push the image only")
+
+    sagemaker = commands.add_parser(
+        "sagemaker", help="SageMaker endpoints and Batch Transform"
+    ).add_subparsers(dest="sagemaker_command", required=True, metavar="command")
+    deploy = command(sagemaker, "deploy", cmd_sm_deploy, "create or update (blue/green) a SageMaker endpoint")
+    deploy.add_argument("name", help="deployment (and endpoint) name")
+    _image_options(deploy)
+    deploy.add_argument(
+        "--role-arn", help="execution role to use (default: pais-<name>-sagemaker when it exists)"
+    )
+    deploy.add_argument(
+        "--create-role", action="store_true", help="create/update pais-<name>-sagemaker, least privilege"
+    )
+    deploy.add_argument("--instance-type", default="ml.g5.xlarge")
+    deploy.add_argument("--instance-count", type=int, default=1)
+    deploy.add_argument(
+        "--mode", choices=sm_endpoint.MODES, default="replace", help="as mlflow's (default replace)"
+    )
+    deploy.add_argument(
+        "--variant-weight", type=float, default=0.0, help="--mode add: the new variant's weight"
+    )
+    deploy.add_argument("--async", dest="async_", action="store_true", help="asynchronous inference endpoint")
+    deploy.add_argument("--async-output", help="s3:// prefix for async results (required with --async)")
+    deploy.add_argument("--async-failure", help="s3:// prefix for async failures")
+    deploy.add_argument(
+        "--async-max-concurrency", type=int, default=4, help="concurrent requests per instance"
+    )
+    deploy.add_argument(
+        "--serverless",
+        action="store_true",
+        help="serverless endpoint, CPU only (PAIS_DEVICE=cpu): push pais:cpu for it",
+    )
+    deploy.add_argument(
+        "--memory-mb", type=int, default=6144, help="--serverless memory: 1024..6144 (default 6144)"
+    )
+    deploy.add_argument("--max-concurrency", type=int, default=10, help="--serverless concurrent requests")
+    deploy.add_argument("--autoscale", type=Autoscale.parse, help="MIN,MAX,TARGET (async: MIN may be 0)")
+    deploy.add_argument(
+        "--startup-timeout", type=int, default=600, help="seconds for the container to pass /ping"
+    )
+    deploy.add_argument(
+        "--blue-green-wait", type=int, default=0, help="bake time before traffic moves, seconds"
+    )
+    deploy.add_argument(
+        "--termination-wait", type=int, default=0, help="seconds the old fleet stays after the switch"
+    )
+    deploy.add_argument(
+        "--rollback-alarm", action="append", default=[], help="CloudWatch alarm that rolls back"
+    )
+    deploy.add_argument(
+        "--keep-previous", action="store_true", help="keep the previous endpoint config and models"
+    )
+
+    invoke = command(sagemaker, "invoke", cmd_sm_invoke, "send a real payload to an endpoint (smoke test)")
+    invoke.add_argument("name")
+    invoke.add_argument("--file", type=Path, required=True, help="payload, e.g. a JPEG for classification")
+    invoke.add_argument("--task", help="task to route to (sent as custom attribute task=<name>)")
+    invoke.add_argument("--content-type", help="default: from the file extension")
+    invoke.add_argument("--accept", default="application/json")
+    invoke.add_argument("--expect", help="fail unless the answer mentions this text (e.g. a label)")
+
+    batch = command(sagemaker, "batch", cmd_sm_batch, "run a Batch Transform job over an S3 JSONL input")
+    batch.add_argument("name", help="deployment whose current model runs the job")
+    batch.add_argument("--input", required=True, help="s3:// JSONL object or prefix")
+    batch.add_argument("--output-path", required=True, help="s3:// prefix for the .out files")
+    batch.add_argument("--model", help="SageMaker model to run (default: the endpoint's current one)")
+    batch.add_argument("--instance-type", default="ml.g5.xlarge")
+    batch.add_argument("--instance-count", type=int, default=1)
+    batch.add_argument("--content-type", default="application/jsonlines", help="of the input")
+    batch.add_argument("--max-payload-mb", type=int, default=6, help="largest request (default 6)")
+    batch.add_argument(
+        "--strategy",
+        choices=("MultiRecord", "SingleRecord"),
+        default="MultiRecord",
+        help="lines per request: as many as fit (default), or one",
+    )
+    batch.add_argument("--task", help="task every line goes to")
+    batch.add_argument("--env", action="append", default=[], help="NAME=VALUE for the job's container")
+    batch.add_argument("--download", type=Path, help="save the .out files here")
+
+    status = command(sagemaker, "status", cmd_sm_status, "endpoint, variants, autoscaling, cost, batch jobs")
+    status.add_argument("name")
+    sm_logs = command(sagemaker, "logs", cmd_sm_logs, "the endpoint's (or a batch job's) CloudWatch Logs")
+    sm_logs.add_argument("name")
+    sm_logs.add_argument("--job", help="a transform job's logs instead of the endpoint's")
+    _log_options(sm_logs)
+    teardown = command(
+        sagemaker, "teardown", cmd_sm_teardown, "delete the endpoint and everything made for it"
+    )
+    teardown.add_argument("name")
+    teardown.add_argument(
+        "--purge-artifacts", action="store_true", help="also delete model artifacts and logs"
+    )
+
+    ec2 = commands.add_parser("ec2", help="PAIS on an EC2 GPU instance").add_subparsers(
+        dest="ec2_command", required=True, metavar="command"
+    )
+    ec2_deploy = command(
+        ec2, "deploy", cmd_ec2_deploy, "launch a GPU instance running PAIS; wait for /readyz"
+    )
+    ec2_deploy.add_argument("name")
+    _image_options(ec2_deploy)
+    ec2_deploy.add_argument(
+        "--allow-cidr", required=True, help="who may reach the service port, e.g. 203.0.113.7/32"
+    )
+    ec2_deploy.add_argument("--instance-type", default="g5.xlarge")
+    ec2_deploy.add_argument("--port", type=int, default=80, help="service port on the instance (default 80)")
+    ec2_deploy.add_argument("--ami", help="AMI id (default: the latest Deep Learning AMI)")
+    ec2_deploy.add_argument(
+        "--ami-parameter", default=ec2_ami.DLAMI_PARAMETER, help="SSM parameter naming the AMI"
+    )
+    ec2_deploy.add_argument("--subnet-id", help="default: the default VPC's default subnet")
+    ec2_deploy.add_argument("--key-name", help="EC2 key pair (default none: use SSM Session Manager)")
+    ec2_deploy.add_argument("--spot", action="store_true", help="a Spot instance (cheaper, may be reclaimed)")
+    ec2_deploy.add_argument("--volume-gb", type=int, default=100)
+    ec2_deploy.add_argument(
+        "--cpu-only", action="store_true", help="run without --gpus (a CPU instance type)"
+    )
+    ec2_deploy.add_argument(
+        "--replace", action="store_true", help="replace a running instance once the new one is ready"
+    )
+    ec2_status = command(ec2, "status", cmd_ec2_status, "instances, readiness, cost")
+    ec2_status.add_argument("name")
+    ec2_logs = command(ec2, "logs", cmd_ec2_logs, "the container's CloudWatch Logs")
+    ec2_logs.add_argument("name")
+    _log_options(ec2_logs)
+    ec2_teardown = command(ec2, "teardown", cmd_ec2_teardown, "terminate by tag; delete group, role, profile")
+    ec2_teardown.add_argument("name")
+    ec2_teardown.add_argument(
+        "--purge-artifacts", action="store_true", help="also delete model artifacts and logs"
+    )
+
+    estimate = command(commands, "cost", cmd_cost, "estimated cost per hour from the dated price table")
+    estimate.add_argument(
+        "--instance-type",
+        nargs="+",
+        default=["ml.g5.xlarge", "g5.xlarge"],
+        help="ml.* for SageMaker, else EC2",
+    )
+    estimate.add_argument("--count", type=int, default=1)
+    estimate.add_argument("--serverless-memory-mb", type=int)
+    return parser
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", default="1h", help="30s, 10m, 2h, 1d or an ISO time (default 1h)")
+    parser.add_argument("--follow", action="store_true", help="keep polling for new events until --timeout")
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_push(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    tags = resource_tags("shared", parse_tags(args.tags))
+    tag = args.tag or _default_tag()
+    result: dict[str, Any] = {"tag": tag}
+    if not args.skip_image:
+        repository = ecr.ensure_repository(aws, args.repository, tags, args.keep_images)
+        pusher = image.pusher(args.pusher or image.default_pusher())
+        if aws.dry_run and pusher.name != "oci":
+            aws.note(f"{pusher.name}: push {args.image} to {repository.uri}:{tag}")
+            reported = None
+        else:
+            reported = pusher.push(aws, args.image, repository, tag)
+        result["repository"] = repository.uri
+        if not aws.dry_run:
+            pushed = ecr.resolve_image(aws, args.repository, tag)
+            if reported and reported != pushed.digest:
+                raise DeployError(
+                    f"{pusher.name} reported {reported} but ECR holds {pushed.digest} for tag {tag}"
+                )
+            result["image"] = pushed.uri
+            result["digest"] = pushed.digest
+    if not args.skip_artifacts:
+        bucket = args.bucket or artifacts.default_bucket(aws)
+        artifacts.ensure_bucket(aws, bucket, tags)
+        store = args.model_store or artifacts.default_store()
+        with tempfile.TemporaryDirectory(prefix="pais-push-") as folder:
+            packed = artifacts.pack_model_store(store, Path(folder), args.models)
+            key = f"{args.repository}/{tag}/model.tar.gz"
+            uploaded = artifacts.upload_verified(
+                aws, packed, bucket, key, args.part_size_mb * artifacts.MIB, tags
+            )
+        result["model_data"] = uploaded["uri"]
+        result["models"] = packed.models
+        result["sha256"] = packed.sha256
+        result["size_bytes"] = packed.size
+        result["uploaded"] = uploaded["uploaded"]
+    return result
+
+
+def _default_tag() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=8", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    return f"{stamp()}-{commit}" if commit else stamp()
+
+
+def _resolve_release(aws: Aws, args: argparse.Namespace) -> tuple[ecr.ImageRef, str | None, str | None]:
+    """The image (by digest) and model artifacts (URI, sha256) a deploy command uses."""
+    found = ecr.resolve_image(aws, args.repository, args.image)
+    if args.no_model_data:
+        return found, None, None
+    candidates = (
+        [args.model_data]
+        if args.model_data
+        else [
+            f"s3://{artifacts.default_bucket(aws)}/{args.repository}/{tag}/model.tar.gz" for tag in found.tags
+        ]
+    )
+    for uri in candidates:
+        bucket, key = artifacts.split_s3_uri(uri)
+        try:
+            head = aws.read("s3", "HeadObject", Bucket=bucket, Key=key)
+        except ClientError as error:
+            if is_not_found(error):
+                continue
+            raise
+        return found, uri, head.get("Metadata", {}).get("sha256")
+    raise DeployError(
+        f"no model artifacts found for {found.uri} (looked for: {', '.join(candidates) or 'none'}); "
+        "run `python -m deploy push`, or pass --model-data or --no-model-data"
+    )
+
+
+def cmd_sm_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    name = check_name(args.name)
+    if args.async_ and not args.async_output:
+        raise DeployError("--async needs --async-output s3://bucket/prefix/")
+    found, model_data, _ = _resolve_release(aws, args)
+    env = parse_env(args.env)
+    if args.serverless:
+        env.setdefault("PAIS_DEVICE", "cpu")  # serverless endpoints have no GPU
+    tags = parse_tags(args.tags)
+    role_arn = args.role_arn or _sagemaker_role(aws, name, model_data, args, tags)
+    spec = sm_endpoint.EndpointSpec(
+        name=name,
+        image=found,
+        model_data=model_data,
+        role_arn=role_arn,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        env=env,
+        tags=tags,
+        mode=args.mode,
+        variant_weight=args.variant_weight,
+        async_output=args.async_output if args.async_ else None,
+        async_failure=args.async_failure if args.async_ else None,
+        async_max_concurrency=args.async_max_concurrency,
+        serverless_memory_mb=args.memory_mb if args.serverless else None,
+        serverless_max_concurrency=args.max_concurrency,
+        startup_timeout_s=args.startup_timeout,
+        blue_green_wait_s=args.blue_green_wait,
+        termination_wait_s=args.termination_wait,
+        rollback_alarms=args.rollback_alarm,
+        autoscale=args.autoscale,
+        keep_previous=args.keep_previous,
+    )
+    return sm_endpoint.deploy(aws, spec, args.wait, args.timeout)
+
+
+def _sagemaker_role(
+    aws: Aws, name: str, model_data: str | None, args: argparse.Namespace, tags: dict[str, str]
+) -> str:
+    """The tool's execution role for `name`: made with --create-role, and kept in line with
+    each deploy (its policy follows the artifacts and async paths in use)."""
+    role = sm_lifecycle.role_name(name)
+    if not args.create_role and iam.find_role(aws, role) is None:
+        raise DeployError(f"no execution role: pass --role-arn ARN, or --create-role to make {role}")
+    repository = ecr.find_repository(aws, args.repository)
+    reads = [artifacts.artifact_prefix(model_data, args.repository)] if model_data else []
+    outputs = [uri for uri in (args.async_output, args.async_failure) if uri and args.async_]
+    policy = iam.sagemaker_policy(aws, repository["repositoryArn"], reads + outputs, outputs)
+    return iam.ensure_role(aws, role, "sagemaker", policy, resource_tags(name, tags))
+
+
+def cmd_sm_invoke(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    if not args.file.is_file():
+        raise DeployError(f"--file {args.file}: no such file")
+    body = args.file.read_bytes()
+    content_type = args.content_type or sm_invoke.content_type_for(args.file)
+    endpoint = sm_endpoint.find_endpoint(aws, args.name)
+    if endpoint is None:
+        raise DeployError(f"no endpoint {args.name}")
+    config = aws.read(
+        "sagemaker", "DescribeEndpointConfig", EndpointConfigName=endpoint["EndpointConfigName"]
+    )
+    async_output = config.get("AsyncInferenceConfig", {}).get("OutputConfig", {}).get("S3OutputPath")
+    if async_output:
+        result = sm_invoke.invoke_async(
+            aws, args.name, body, content_type, async_output, args.task, args.timeout, args.accept
+        )
+    else:
+        result = sm_invoke.invoke_endpoint(aws, args.name, body, content_type, args.accept, args.task)
+    if not aws.dry_run:
+        sm_invoke.smoke_test(result, args.expect)
+    return result
+
+
+def cmd_sm_batch(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    return sm_batch.run_batch(
+        aws,
+        check_name(args.name),
+        args.input,
+        args.output_path,
+        model=args.model,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        content_type=args.content_type,
+        max_payload_mb=args.max_payload_mb,
+        strategy=args.strategy,
+        task=args.task,
+        env=parse_env(args.env),
+        tags=parse_tags(args.tags),
+        wait=args.wait,
+        timeout_s=args.timeout,
+        download=args.download,
+    )
+
+
+def cmd_sm_status(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    return sm_lifecycle.status(aws, args.name)
+
+
+def cmd_sm_logs(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    if args.job:
+        group, prefix = "/aws/sagemaker/TransformJobs", f"{args.job}/"
+    else:
+        group, prefix = sm_lifecycle.log_group(args.name), None
+    return _show_logs(aws, args, group, prefix)
+
+
+def cmd_sm_teardown(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    return sm_lifecycle.teardown(aws, args.name, args.purge_artifacts, args.wait, args.timeout)
+
+
+def cmd_ec2_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    name = check_name(args.name)
+    found, model_data, sha256 = _resolve_release(aws, args)
+    if model_data and not sha256:
+        raise DeployError(
+            f"{model_data} carries no sha256 metadata (upload it with `push`), so it cannot be verified"
+        )
+    repository = ecr.find_repository(aws, args.repository)
+    spec = ec2_instance.Ec2Spec(
+        name=name,
+        image=found,
+        repository_arn=repository["repositoryArn"],
+        allow_cidr=args.allow_cidr,
+        model_data=model_data,
+        model_sha256=sha256,
+        instance_type=args.instance_type,
+        port=args.port,
+        ami=args.ami,
+        ami_parameter=args.ami_parameter,
+        subnet=args.subnet_id,
+        key_name=args.key_name,
+        spot=args.spot,
+        volume_gb=args.volume_gb,
+        env=parse_env(args.env),
+        tags=parse_tags(args.tags),
+        gpus=not args.cpu_only,
+        replace=args.replace,
+    )
+    return ec2_instance.deploy(aws, spec, args.wait, args.timeout)
+
+
+def cmd_ec2_status(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    return ec2_instance.status(aws, args.name)
+
+
+def cmd_ec2_logs(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    return _show_logs(aws, args, ec2_instance.log_group(args.name), None)
+
+
+def cmd_ec2_teardown(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    return ec2_instance.teardown(aws, args.name, args.purge_artifacts, args.wait, args.timeout)
+
+
+def cmd_cost(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    """Needs no AWS access: the region only picks the price table (default us-east-1)."""
+    try:
+        region = aws.region
+    except DeployError:
+        region = "us-east-1"
+    return cost.estimate(region, args.instance_type, args.count, args.serverless_memory_mb)
+
+
+def _show_logs(aws: Aws, args: argparse.Namespace, group: str, prefix: str | None) -> dict[str, Any]:
+    lines: list[str] = []
+    emit = lines.append if args.output == "json" else print
+    count = logs.show_logs(
+        aws, group, logs.parse_since(args.since), emit, prefix, args.timeout if args.follow else None
+    )
+    return {"log_group": group, "events": count, **({"lines": lines} if args.output == "json" else {})}
+
+
+# --- output and entry point ---------------------------------------------------------------
+
+
+def render_text(value: Any, indent: int = 0) -> str:
+    """A YAML-like rendering of a result for people; --output json is for programs."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines += [f"{pad}{key}:", render_text(item, indent + 1)]
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            if isinstance(item, dict | list) and item:
+                nested = render_text(item, indent + 1).splitlines()
+                lines.append(f"{pad}- {nested[0].lstrip()}")
+                lines += nested[1:]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+        return "\n".join(lines)
+    return f"{pad}{_scalar(value)}"
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = AwsOptions(
+        region=args.region,
+        profile=args.profile,
+        endpoint_url=args.endpoint_url,
+        dry_run=args.dry_run,
+        max_attempts=args.max_attempts,
+        poll_interval_s=args.poll_interval,
+    )
+    aws = Aws(options, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    try:
+        result = args.handler(aws, args)
+    except DeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        print(
+            f"error: AWS {error.operation_name} failed: {details.get('Code')}: {details.get('Message')}",
+            file=sys.stderr,
+        )
+        return 1
+    except botocore.exceptions.BotoCoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: AWS keeps doing what it was asked; check with `status`", file=sys.stderr)
+        return 130
+    if aws.dry_run:
+        result = {"dry_run": True, "calls": aws.planned(), "notes": aws.notes, "result": result}
+    if args.output == "json":
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(render_text(result) if not aws.dry_run else render_plan(result))
+    return 0
+
+
+def render_plan(plan: dict[str, Any]) -> str:
+    lines = [f"dry run: {len(plan['calls'])} AWS call(s) planned, none sent"]
+    for number, call in enumerate(plan["calls"], 1):
+        lines.append(
+            f"{number:3}. {call['service']}.{call['operation']} {json.dumps(call['params'], default=str)}"
+        )
+    lines += [f"  - {note}" for note in plan["notes"]]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Recommendation: the model service (worker) and the public endpoints (endpoints)."""

@@ -1,0 +1,1 @@
+"""Speech synthesis: the model service (worker) and the public endpoints (endpoints)."""
