@@ -28,6 +28,12 @@ CATALOG: dict[str, TaskEntry] = {
         "models.classification:ImageClassifier",
         "ImageNet-1k image classification (1000 classes)",
     ),
+    "detection": TaskEntry(
+        "detection",
+        "packaged:yolov3-tiny",
+        "models.detection:ObjectDetector",
+        "COCO object detection (80 classes): labelled boxes",
+    ),
     "translation": TaskEntry(
         "translation",
         "apertium:*",

@@ -33,6 +33,13 @@ class Placement:
     # run them.
     accelerated: bool = False
 
+    def place(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` in eval mode on this device, dtype and memory layout."""
+        module = module.eval().to(self.device, self.dtype)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
     def describe(self) -> str:
         layout = ", channels_last" if self.channels_last else ""
         return f"{self.device.type} {str(self.dtype).removeprefix('torch.')}{layout}"

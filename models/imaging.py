@@ -31,6 +31,7 @@ __all__ = [
     "ImageInput",
     "decode",
     "decode_many",
+    "decode_slots",
     "orient",
     "sniff",
     "to_rgb_tensor",
@@ -84,6 +85,23 @@ def decode_many(
         if isinstance(results[i], torch.Tensor):
             results[i] = orient(results[i], header.orientation)  # type: ignore[arg-type]
     return results  # type: ignore[return-value]
+
+
+def decode_slots(
+    images: Sequence[bytes | torch.Tensor],
+    device: torch.device | str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    batched_jpeg: bool | None = None,
+) -> list[torch.Tensor | ImageError]:
+    """A runtime's batch input, encoded bytes and decoded tensors mixed: the bytes are
+    decoded (all in one `decode_many` call), the tensors pass through, each in its slot."""
+    encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
+    slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
+    if encoded:
+        decoded = decode_many([images[i] for i in encoded], device, max_pixels, batched_jpeg)  # type: ignore[misc]
+        for i, result in zip(encoded, decoded, strict=True):
+            slots[i] = result
+    return slots
 
 
 def _decode_jpegs_on(device: torch.device, datas: list[bytes]) -> list[torch.Tensor | None]:

@@ -13,19 +13,22 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from models.image_header import ImageError
 
-# ImageError.kind -> HTTP status
+# ImageError.kind (and VideoError.kind, the same kinds) -> HTTP status
 IMAGE_ERROR_STATUS = {
     "empty": HTTPStatus.BAD_REQUEST,
     "corrupt": HTTPStatus.BAD_REQUEST,
     "unsupported": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     "too_large": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    "invalid": HTTPStatus.BAD_REQUEST,  # an option a model service refused
 }
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+Outcome = TypeVar("Outcome", bound=BaseModel)
 
 
 class RequestError(Exception):
@@ -64,4 +67,18 @@ def image_request_error(field: str, failures: list[tuple[int, ImageError]]) -> R
         {"field": field, "index": index, "kind": error.kind, "message": error.message}
         for index, error in failures
     ]
-    return RequestError(IMAGE_ERROR_STATUS[failures[0][1].kind], message, detail)
+    return RequestError(IMAGE_ERROR_STATUS.get(failures[0][1].kind, HTTPStatus.BAD_REQUEST), message, detail)
+
+
+def checked_outcomes(outcomes: list[Any], outcome_type: type[Outcome], field: str) -> list[Outcome]:
+    """A model service's per-item outcomes (`result` or `error`), as `outcome_type`;
+    raises one RequestError naming every failed item of `field`."""
+    typed = [outcome_type.model_validate(o) if isinstance(o, dict) else o for o in outcomes]
+    failures = [
+        (i, ImageError(o.error.kind, o.error.message))  # type: ignore[attr-defined]
+        for i, o in enumerate(typed)
+        if o.error  # type: ignore[attr-defined]
+    ]
+    if failures:
+        raise image_request_error(field, failures)
+    return typed

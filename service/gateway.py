@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .classification.endpoints import ClassificationEndpoints
+from .detection.endpoints import DetectionEndpoints
 from .middleware import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -33,6 +34,7 @@ from .sagemaker import InvocationRoute, SageMakerMiddleware
 from .settings import Settings, get_settings
 from .speech import endpoints as speech_endpoints
 from .translation.endpoints import TranslationEndpoints, list_languages
+from .video.endpoints import VideoEndpoints
 
 settings = get_settings()
 install_strict_multipart()
@@ -53,6 +55,8 @@ MODEL_READY_TIMEOUT_S = 5  # BentoML's own probe timeout
 )
 class PAIS(
     ClassificationEndpoints,
+    DetectionEndpoints,
+    VideoEndpoints,
     TranslationEndpoints,
     speech_endpoints.SpeechEndpoints,
     RecommendationEndpoints,
@@ -131,7 +135,16 @@ def middleware_stack(settings: Settings, routes: list[InvocationRoute]) -> list[
             },
         ),
         (ErrorShapeMiddleware, {}),
-        (BodyLimitMiddleware, {"max_bytes": settings.max_request_bytes}),
+        (
+            BodyLimitMiddleware,
+            {
+                "max_bytes": settings.max_request_bytes,
+                # a video upload has its own limit; the slack covers the multipart framing and form fields
+                "path_limits": {
+                    "/analyze_video": (settings.max_video_bytes + 64 * 1024, "PAIS_MAX_VIDEO_BYTES")
+                },
+            },
+        ),
     ]
 
 

@@ -42,30 +42,31 @@ async def send_json(
 
 class BodyLimitMiddleware:
     """413 for bodies over `max_bytes`: at once from Content-Length, or as soon as a
-    chunked body crosses the limit (the app sees a disconnect; its answer is replaced)."""
+    chunked body crosses the limit (the app sees a disconnect; its answer is replaced).
+    `path_limits` gives some paths their own limit: {path: (bytes, setting name)}."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, tuple[int, str]] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
-    def _error(self, received: int | None = None) -> dict[str, Any]:
+    def _error(self, limit: tuple[int, str], received: int | None = None) -> dict[str, Any]:
         size = f" ({received} bytes)" if received is not None else ""
-        return {
-            "error": f"request body too large{size}; "
-            f"the limit is {self.max_bytes} bytes (PAIS_MAX_REQUEST_BYTES)"
-        }
+        return {"error": f"request body too large{size}; the limit is {limit[0]} bytes ({limit[1]})"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.path_limits.get(scope["path"], (self.max_bytes, "PAIS_MAX_REQUEST_BYTES"))
+        max_bytes = limit[0]
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     return await send_json(send, 400, {"error": "invalid Content-Length header"})
-                if declared > self.max_bytes:
-                    return await send_json(send, 413, self._error(declared))
+                if declared > max_bytes:
+                    return await send_json(send, 413, self._error(limit, declared))
                 break
         received = 0
         exceeded = False
@@ -78,7 +79,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     return {"type": "http.disconnect"}
             return message
@@ -89,7 +90,7 @@ class BodyLimitMiddleware:
             nonlocal replaced
             if not replaced and not started:
                 replaced = True
-                await send_json(send, 413, self._error())
+                await send_json(send, 413, self._error(limit))
 
         async def guarded_send(message: Message) -> None:
             nonlocal started

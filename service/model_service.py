@@ -10,6 +10,9 @@ from typing import Any
 
 import bentoml
 
+from models.catalog import load_runtime
+
+from .model_store import resolve_source
 from .settings import Settings
 
 
@@ -23,6 +26,28 @@ def model_service_options(name: str, workers: int, settings: Settings) -> dict[s
         # flight, which drops ~10% of calls under concurrency (see DESIGN.md).
         "runner_connection": {"max_requests": 2**31 - 1},
     }
+
+
+def batchable_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of `@bentoml.api` for a model service's batchable API."""
+    return {
+        "batchable": True,
+        "max_batch_size": settings.max_batch_size,
+        "max_latency_ms": settings.batch_max_latency_ms,
+    }
+
+
+def load_task_runtime(task: str, settings: Settings) -> Any:
+    """The runtime of `task` from its stored copy (or configured source), placed and
+    limited as the settings say. Imports torch: call it in a model service's __init__."""
+    return load_runtime(
+        task,
+        resolve_source(task, settings),
+        device=worker_device(settings.device),
+        dtype=settings.dtype,
+        max_pixels=settings.max_image_pixels,
+        forward_chunk=settings.max_batch_size,
+    )
 
 
 class ModelService:

@@ -51,6 +51,12 @@ def install_strict_multipart() -> None:
             for key, value in form.multi_items():
                 if key not in cls.multipart_fields and isinstance(value, UploadFile):
                     raise InvalidArgument(f"field {key!r} must be a plain form value, not a file")
+                # a repeated value field would silently keep only its last value
+                if key not in cls.multipart_fields and len(form.getlist(key)) > 1:
+                    raise InvalidArgument(
+                        f"field {key!r} was sent {len(form.getlist(key))} times; send it once "
+                        "(list options take comma-separated values, e.g. classes=person,cup)"
+                    )
                 if isinstance(value, UploadFile):
                     # BentoML names its temp file after the client's filename: a long or odd
                     # name would fail there (500). Keep only a short, safe extension.

@@ -29,6 +29,10 @@ class Settings:
         default_source("classification"),
         "Source URI of the classification model (packaged:, torchvision:, hf:, s3://, a directory).",
     )
+    detection_model: str = _setting(
+        default_source("detection"),
+        "Source URI of the object detection model (packaged:, torchvision:, hf:, s3://, a directory).",
+    )
     device: str = _setting("auto", "Device for the models: auto (CUDA when present), cpu, cuda or cuda:N.")
     dtype: str = _setting("auto", "Compute dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")
     # read by models.sources.cache_root(), which must not import the service layer
@@ -47,7 +51,16 @@ class Settings:
         "(PIL caps it at ~179 MP).",
         1,
     )
-    max_images_per_request: int = _setting(64, "Most images in one /classify request.", 1)
+    max_images_per_request: int = _setting(64, "Most images in one /classify or /detect request.", 1)
+    max_video_bytes: int = _setting(
+        256 * MIB,
+        "Largest video accepted by /analyze_video, in bytes (its request body may be this large).",
+        1,
+    )
+    max_video_duration_s: int = _setting(600, "Longest video accepted by /analyze_video, in seconds.", 1)
+    max_video_frames: int = _setting(
+        600, "Most frames one /analyze_video request may analyse (duration x sample_fps).", 1
+    )
     # serving
     api_keys: str = _setting(
         "",
@@ -58,6 +71,12 @@ class Settings:
     gateway_workers: int = _setting(1, "Worker processes of the HTTP entry service (parsing, validation).", 1)
     classification_workers: int = _setting(
         1, "Worker processes of the classification model service (each holds a model copy).", 1
+    )
+    detection_workers: int = _setting(
+        1, "Worker processes of the detection model service (each holds a model copy).", 1
+    )
+    video_workers: int = _setting(
+        1, "Worker processes of the video service (decodes videos, sends frames to the model services).", 1
     )
     max_batch_size: int = _setting(64, "Largest batch adaptive batching forms for an image model.", 2)
     batch_max_latency_ms: int = _setting(

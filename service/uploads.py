@@ -9,8 +9,10 @@ from pathlib import Path
 import anyio.to_thread
 
 from models.image_header import ImageError, sniff
+from models.video.errors import VideoError
+from models.video.header import sniff_container
 
-from .errors import RequestError, image_request_error
+from .errors import IMAGE_ERROR_STATUS, RequestError, image_request_error
 from .settings import Settings
 
 
@@ -42,3 +44,29 @@ def _read_and_check(paths: list[Path], field: str, max_pixels: int) -> list[byte
     if failures:
         raise image_request_error(field, failures)
     return datas
+
+
+async def read_video(path: Path, field: str, settings: Settings) -> bytes:
+    """The bytes of an uploaded video: size from the file system before reading, container
+    from the first bytes; RequestError saying what is accepted otherwise."""
+    size = path.stat().st_size
+    if size > settings.max_video_bytes:
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"{field}: the video is {size} bytes; the limit is {settings.max_video_bytes} bytes "
+            "(PAIS_MAX_VIDEO_BYTES)",
+        )
+    data = await anyio.to_thread.run_sync(path.read_bytes)
+    try:
+        sniff_container(data)
+    except VideoError as error:
+        raise video_request_error(field, error) from None
+    return data
+
+
+def video_request_error(field: str, error: VideoError) -> RequestError:
+    return RequestError(
+        IMAGE_ERROR_STATUS.get(error.kind, HTTPStatus.BAD_REQUEST),
+        f"{field}: {error.message}",
+        {"field": field, "kind": error.kind, "message": error.message},
+    )

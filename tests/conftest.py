@@ -24,6 +24,9 @@ from .servers import bentoml_serve, free_port, running_server, service_env
 # Limits of the shared test server, small enough that a test can cross them cheaply.
 TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TEST_MAX_IMAGES = 8
+TEST_MAX_VIDEO_BYTES = 2 * 1024 * 1024
+TEST_MAX_VIDEO_DURATION_S = 8
+TEST_MAX_VIDEO_FRAMES = 40
 TEST_MAX_TEXTS = 6
 TEST_MAX_TEXT_CHARS = 2000
 TEST_MAX_SPEECH_CHARS = 1000
@@ -46,6 +49,9 @@ def pais_server() -> Iterator[str]:
     env = service_env(
         PAIS_MAX_REQUEST_BYTES=str(TEST_MAX_REQUEST_BYTES),
         PAIS_MAX_IMAGES_PER_REQUEST=str(TEST_MAX_IMAGES),
+        PAIS_MAX_VIDEO_BYTES=str(TEST_MAX_VIDEO_BYTES),
+        PAIS_MAX_VIDEO_DURATION_S=str(TEST_MAX_VIDEO_DURATION_S),
+        PAIS_MAX_VIDEO_FRAMES=str(TEST_MAX_VIDEO_FRAMES),
         PAIS_MAX_TEXTS_PER_REQUEST=str(TEST_MAX_TEXTS),
         PAIS_MAX_TEXT_CHARS=str(TEST_MAX_TEXT_CHARS),
         PAIS_MAX_SPEECH_CHARS=str(TEST_MAX_SPEECH_CHARS),

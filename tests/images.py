@@ -12,6 +12,7 @@ from PIL import Image
 
 CAT_LABELS = {"tabby", "tiger cat", "Egyptian cat"}  # ImageNet classes for chelsea()
 COFFEE_LABELS = {"espresso", "cup"}
+PHOTO_LABELS = {"astronaut": "person", "chelsea": "cat", "coffee": "cup"}  # COCO label each photo shows
 
 
 def photo(name: str) -> np.ndarray:
@@ -56,3 +57,50 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def composite(
+    names: list[str], tile: int = 300, gap: int = 40, background: int = 255
+) -> tuple[np.ndarray, list]:
+    """Photos scaled to fit `tile` x `tile` and laid out left to right with white gaps;
+    returns the image and each photo's box (x1, y1, x2, y2) on it."""
+    tiles = []
+    for name in names:
+        image = Image.fromarray(photo(name)).convert("RGB")
+        image.thumbnail((tile, tile))
+        tiles.append(image)
+    width = gap + sum(t.width + gap for t in tiles)
+    canvas = Image.new("RGB", (width, tile + 2 * gap), (background,) * 3)
+    boxes, x = [], gap
+    for t in tiles:
+        canvas.paste(t, (x, gap))
+        boxes.append((x, gap, x + t.width, gap + t.height))
+        x += t.width + gap
+    return np.asarray(canvas), boxes
+
+
+def inside(box, tile, margin: float = 0.1) -> bool:
+    """`box` belongs to `tile`: its centre lies in the tile, and the box in the tile grown
+    by `margin` of the tile's longer side (YOLOv3-tiny's boxes hug objects loosely)."""
+    x1, y1, x2, y2 = tile
+    grow = margin * max(x2 - x1, y2 - y1)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    within = x1 - grow <= box[0] and y1 - grow <= box[1] and box[2] <= x2 + grow and box[3] <= y2 + grow
+    return within and x1 <= cx <= x2 and y1 <= cy <= y2
+
+
+def overlaps(box, tile) -> bool:
+    return box[0] < tile[2] and tile[0] < box[2] and box[1] < tile[3] and tile[1] < box[3]
+
+
+def assert_photos_in_their_tiles(found: list[tuple[str, tuple]], order: list[str], tiles: list) -> None:
+    """Detections (label, box) of a `composite` image: each photo's label is found, every
+    box of that label lies in that photo's tile, and none reaches into another tile."""
+    assert {PHOTO_LABELS[name] for name in order} <= {label for label, _ in found}, found
+    for name, tile in zip(order, tiles, strict=True):
+        boxes = [box for label, box in found if label == PHOTO_LABELS[name]]
+        assert all(inside(box, tile) for box in boxes), (name, tile, boxes)
+        assert not any(overlaps(box, other) for box in boxes for other in tiles if other != tile), (
+            name,
+            boxes,
+        )

@@ -17,6 +17,8 @@ import torch
 from models.classification import ImageClassifier
 from models.sources import SourceError, parse_source
 
+from .artifacts import CARD, hub_cache_entry, offline_torch_hub, place_checkpoint, snapshot_on_s3
+
 TINY_LABELS = {0: "cat", 1: "dog", 2: "cup"}
 
 
@@ -39,13 +41,10 @@ def torch_hub_with_resnet18(tmp_path, monkeypatch) -> torch.nn.Module:
     Downloads would go to a closed port on 127.0.0.1, never to the internet."""
     from torchvision.models import ResNet18_Weights, resnet18
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    checkpoints = offline_torch_hub(monkeypatch, tmp_path / "torch")
     torch.manual_seed(0)
     model = resnet18(weights=None).eval()
-    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save(model.state_dict(), checkpoints / Path(ResNet18_Weights.IMAGENET1K_V1.url).name)
+    place_checkpoint(checkpoints, ResNet18_Weights.IMAGENET1K_V1, model)
     return model
 
 
@@ -128,14 +127,8 @@ def test_hf_directory_matches_transformers_own_pipeline(tmp_path, cat_jpeg):
 
 
 def test_hf_hub_id_loads_offline_from_the_hub_cache(tmp_path, monkeypatch, cat_jpeg):
-    import huggingface_hub.constants
-
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--pais-test--tiny-vit"
-    _save_tiny_vit(repo / "snapshots" / commit, card="---\nlicense: apache-2.0\n---\n# tiny\n")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    _save_tiny_vit(hub_cache_entry(monkeypatch, tmp_path / "hub", "pais-test/tiny-vit", commit), card=CARD)
 
     clf = ImageClassifier.load("hf:pais-test/tiny-vit", device="cpu")
     assert (clf.info.name, clf.info.version, clf.info.licence) == (
@@ -166,20 +159,15 @@ def test_s3_archive_source(moto_endpoint, tmp_path, monkeypatch, cat_jpeg):
     monkeypatch.setenv("PAIS_CACHE_DIR", str(tmp_path / "cache"))
     packaged = ImageClassifier.load("default", device="cpu")
     packaged.save(tmp_path / "snap")
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        tar.add(tmp_path / "snap", arcname=".")
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="pais-models")
-    s3.put_object(Bucket="pais-models", Key="classification/model.tar.gz", Body=archive.getvalue())
+    uri = snapshot_on_s3(tmp_path / "snap", "pais-models", "classification/model.tar.gz")
 
-    from_s3 = ImageClassifier.load("s3://pais-models/classification/model.tar.gz", device="cpu")
+    from_s3 = ImageClassifier.load(uri, device="cpu")
     assert from_s3.info.version == packaged.info.version
     (a,), (b,) = packaged.predict([cat_jpeg]), from_s3.predict([cat_jpeg])
     assert _probabilities(a) == pytest.approx(_probabilities(b), abs=1e-5)
     # the object gone (or S3 unreachable): the copy downloaded before still serves
-    s3.delete_object(Bucket="pais-models", Key="classification/model.tar.gz")
-    ImageClassifier.load("s3://pais-models/classification/model.tar.gz", device="cpu")
+    boto3.client("s3").delete_object(Bucket="pais-models", Key="classification/model.tar.gz")
+    ImageClassifier.load(uri, device="cpu")
 
 
 def test_s3_archive_with_escaping_paths_is_refused(moto_endpoint, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from service.gateway import middleware_stack
+from service.middleware import BodyLimitMiddleware
 from service.sagemaker import InvocationRoute
 from service.settings import Settings
 
@@ -130,6 +131,26 @@ def test_error_shapes():
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and "GET /nowhere" in missing.json()["error"]
     assert client.post("/fail").json() == {"error": "boom"}  # 5xx pass through untouched
+
+
+def test_body_limit_per_path():
+    """A path with its own limit (videos) gets it and its setting's name; others keep theirs."""
+    app = Starlette(
+        routes=[Route("/echo", echo_size, methods=["POST"]), Route("/big", echo_size, methods=["POST"])]
+    )
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=100, path_limits={"/big": (300, "PAIS_MAX_VIDEO_BYTES")}
+    )
+    client = TestClient(app)
+    assert client.post("/big", content=b"x" * 300).json() == {"size": 300}
+    refused = client.post("/big", content=b"x" * 301)
+    assert (
+        refused.status_code == 413 and "limit is 300 bytes (PAIS_MAX_VIDEO_BYTES)" in refused.json()["error"]
+    )
+    streamed = client.post("/big", content=iter([b"x" * 200, b"x" * 200]))
+    assert streamed.status_code == 413 and "PAIS_MAX_VIDEO_BYTES" in streamed.json()["error"]
+    other = client.post("/echo", content=b"x" * 101)
+    assert other.status_code == 413 and "(PAIS_MAX_REQUEST_BYTES)" in other.json()["error"]
 
 
 def _sagemaker_client(readyz) -> TestClient:

@@ -277,6 +277,23 @@ def test_json_body_may_name_its_task(sagemaker):
     assert len(response.json()[0]["predictions"]) == 2
 
 
+def test_detect_and_analyze_video_through_invocations(sagemaker, tmp_path):
+    from .images import composite
+    from .videos import Appearance, scripted_video
+
+    scene = encode(composite(["astronaut", "chelsea", "coffee"])[0], "JPEG", quality=95)
+    detected = invoke(sagemaker, scene, "image/jpeg", "task=detect;classes=cup")
+    assert detected.status_code == 200, detected.text
+    assert {d["label"] for d in detected.json()[0]["detections"]} == {"cup"}
+    annotated = invoke(sagemaker, scene, "image/jpeg", "task=detect_annotated;format=png")
+    assert annotated.status_code == 200 and annotated.headers["content-type"] == "image/png"
+    assert annotated.content[:8] == b"\x89PNG\r\n\x1a\n"
+    clip = scripted_video(tmp_path / "cat.mp4", [Appearance("chelsea", 1.0, 3.0, (100, 100, 300, 200))], 4.0)
+    analysed = invoke(sagemaker, clip.read_bytes(), "video/mp4", "task=analyze_video;tasks=detect")
+    assert analysed.status_code == 200, analysed.text
+    assert analysed.json()["summary"]["cat"]["first_s"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -12,27 +12,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from ..hf import hf_directory, hf_licence, hf_version
 from ..info import ModelInfo
-from ..sources import (
-    Source,
-    SourceError,
-    file_digest,
-    package_file,
-    package_version,
-    read_snapshot_manifest,
-    write_snapshot_manifest,
+from ..loading import (
+    WEIGHTS_FILE,
+    build_torchvision,
+    dispatch_source,
+    hf_info,
+    packaged_weights_version,
+    save_snapshot,
+    save_weights,
+    snapshot_info,
+    torchvision_info,
+    torchvision_weights,
 )
+from ..sources import Source, SourceError, package_file
 from .efficientnet_lite import efficientnet_lite0
 from .preprocess import Preprocess, from_hf_processor_config
 
 TASK = "classification"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-WEIGHTS_FILE = "weights.safetensors"
 
 
 @dataclass
@@ -88,19 +90,13 @@ def imagenet_labels() -> list[str]:
 
 
 def load(source: Source) -> LoadedClassifier:
-    if source.scheme == "packaged":
-        return _load_packaged(source)
-    if source.scheme == "torchvision":
-        return _load_torchvision(source)
-    directory = hf_directory(source)  # hf:, s3:// and local sources all end up as a directory
-    manifest = read_snapshot_manifest(directory)
-    if manifest is not None:
-        return _load_snapshot(directory, manifest, source)
-    if (directory / "config.json").is_file():
-        return _load_hf_directory(directory, source)
-    raise SourceError(
-        f"{source.uri}: {directory} is neither a PAIS snapshot (pais-model.json) nor a "
-        "transformers model directory (config.json)"
+    return dispatch_source(
+        source,
+        TASK,
+        packaged=_load_packaged,
+        torchvision=_load_torchvision,
+        snapshot=_load_snapshot,
+        directory=_load_directory,
     )
 
 
@@ -110,22 +106,23 @@ def save(loaded: LoadedClassifier, directory: Path) -> None:
     if loaded.arch == "hf":
         loaded.network.model.save_pretrained(directory / "hf")
     else:
-        # Snapshots are stored in fp32 whatever the runtime computes in.
-        state = {
-            k: (v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()).contiguous()
-            for k, v in loaded.network.state_dict().items()
-        }
-        save_file(state, directory / WEIGHTS_FILE)
-    write_snapshot_manifest(
+        save_weights(loaded.network, directory / WEIGHTS_FILE)
+    save_snapshot(
         directory,
-        {
-            "format": 1,
-            "task": TASK,
-            "arch": loaded.arch,
-            "labels": loaded.labels,
-            "preprocess": loaded.preprocess.to_dict(),
-            "info": loaded.info.to_dict(),
-        },
+        TASK,
+        loaded.arch,
+        loaded.info,
+        labels=loaded.labels,
+        preprocess=loaded.preprocess.to_dict(),
+    )
+
+
+def _load_directory(directory: Path, source: Source) -> LoadedClassifier:
+    if (directory / "config.json").is_file():
+        return _load_hf_directory(directory, source)
+    raise SourceError(
+        f"{source.uri}: {directory} is neither a PAIS snapshot (pais-model.json) nor a "
+        "transformers model directory (config.json)"
     )
 
 
@@ -143,7 +140,7 @@ def _load_packaged(source: Source) -> LoadedClassifier:
         task=TASK,
         name=source.name,
         source=source.uri,
-        version=f"{spec.distribution}=={package_version(spec.distribution)}+sha256.{file_digest(weights)}",
+        version=packaged_weights_version(spec.distribution, weights),
         licence=spec.licence,
         origin=spec.origin,
     )
@@ -152,25 +149,9 @@ def _load_packaged(source: Source) -> LoadedClassifier:
 
 def _load_torchvision(source: Source) -> LoadedClassifier:
     import torchvision
-    from torchvision.models import get_model, get_model_weights, list_models
 
-    if source.name not in list_models(module=torchvision.models):
-        raise SourceError(
-            f"torchvision has no classification model {source.name!r}; see torchvision.models.list_models()"
-        )
-    weights_enum = get_model_weights(source.name)
-    try:
-        weights = weights_enum[source.variant] if source.variant else weights_enum.DEFAULT
-    except KeyError:
-        available = ", ".join(w.name for w in weights_enum)
-        raise SourceError(f"{source.uri}: no weights {source.variant!r}; available: {available}") from None
-    try:
-        network = get_model(source.name, weights=weights)
-    except OSError as exc:  # URLError is an OSError: not in the torch hub cache and offline
-        raise SourceError(
-            f"{source.uri}: weights are not in the torch hub cache ({torch.hub.get_dir()}/checkpoints) "
-            f"and could not be downloaded from {weights.url}: {exc}"
-        ) from exc
+    weights = torchvision_weights(source, torchvision.models, "classification")
+    network = build_torchvision(source, weights)
     transforms = weights.transforms()
     preprocess = Preprocess(
         resize=int(transforms.resize_size[0]),
@@ -179,13 +160,11 @@ def _load_torchvision(source: Source) -> LoadedClassifier:
         std=tuple(transforms.std),
         interpolation=transforms.interpolation.value,
     )
-    info = ModelInfo(
-        task=TASK,
-        name=source.name,
-        source=source.uri,
-        version=f"torchvision=={torchvision.__version__.split('+')[0]}:{weights.name}",
-        licence="BSD-3-Clause code; ImageNet-1k weights, whose data terms are non-commercial research",
-        origin=f"torchvision weights {type(weights).__name__}.{weights.name} ({weights.url})",
+    info = torchvision_info(
+        TASK,
+        source,
+        weights,
+        "BSD-3-Clause code; ImageNet-1k weights, whose data terms are non-commercial research",
     )
     return LoadedClassifier(
         network, list(weights.meta["categories"]), preprocess, info, arch=f"torchvision:{source.name}"
@@ -212,21 +191,12 @@ def _load_hf_directory(directory: Path, source: Source, info: ModelInfo | None =
     processor_file = directory / "preprocessor_config.json"
     processor = json.loads(processor_file.read_text()) if processor_file.is_file() else {}
     if info is None:
-        info = ModelInfo(
-            task=TASK,
-            name=source.name.rstrip("/").split("/")[-1] if source.scheme != "hf" else source.name,
-            source=source.uri,
-            version=hf_version(directory),
-            licence=hf_licence(directory),
-            origin=f"transformers {type(model).__name__} from {source.uri}",
-        )
+        info = hf_info(TASK, source, directory, model)
     return LoadedClassifier(HFLogits(model), labels, from_hf_processor_config(processor), info, arch="hf")
 
 
 def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedClassifier:
-    if manifest.get("task") != TASK:
-        raise SourceError(f"{source.uri}: snapshot is for task {manifest.get('task')!r}, not {TASK!r}")
-    info = ModelInfo.from_dict(manifest["info"]).with_details(loaded_from=source.uri)
+    info = snapshot_info(manifest, source)
     labels = list(manifest["labels"])
     preprocess = Preprocess.from_dict(manifest["preprocess"])
     arch = manifest["arch"]

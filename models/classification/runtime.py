@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from ..catalog import default_source
-from ..device import Placement, choose_placement
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, decode_many, to_rgb_tensor
+from ..device import Placement
+from ..image_runtime import ImageRuntime
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
-from ..sources import parse_source
 from . import MAX_TOP_K, loaders
 from .preprocess import BatchPreparer
 
@@ -35,8 +33,8 @@ class Classification:
     predictions: list[Prediction]  # sorted by score, highest first
 
 
-class ImageClassifier:
-    task = loaders.TASK
+class ImageClassifier(ImageRuntime):
+    loaders = loaders
 
     def __init__(
         self,
@@ -45,16 +43,8 @@ class ImageClassifier:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         forward_chunk: int = 64,
     ):
-        self._loaded = loaded
-        self.placement = placement
-        self.max_pixels = max_pixels
-        # Inputs are decoded, resized and run this many at a time, so a batch of large
-        # photos never holds more than one chunk of full-resolution pixels.
-        self.forward_chunk = forward_chunk
-        network = loaded.network.eval().to(placement.device, placement.dtype)
-        if placement.channels_last:
-            network = network.to(memory_format=torch.channels_last)
-        self.network = network
+        super().__init__(loaded, placement, max_pixels, forward_chunk)
+        self.network = placement.place(loaded.network)
         self.labels = loaded.labels
         self.preprocess = loaded.preprocess
         self._prepare = BatchPreparer(self.preprocess, placement)
@@ -64,33 +54,6 @@ class ImageClassifier:
             placement=placement.describe(),
             input_size=list(self.preprocess.output_size),
         )
-
-    @classmethod
-    def load(
-        cls,
-        source: str = "default",
-        *,
-        device: str | None = None,
-        dtype: str | torch.dtype | None = None,
-        channels_last: bool | None = None,
-        accelerated: bool | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        forward_chunk: int = 64,
-    ) -> ImageClassifier:
-        """Load from a source URI ("default" is the catalog's offline default)."""
-        uri = default_source(loaders.TASK) if source == "default" else source
-        placement = choose_placement(device, dtype, channels_last, accelerated)
-        return cls(
-            loaders.load(parse_source(uri)), placement, max_pixels=max_pixels, forward_chunk=forward_chunk
-        )
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    def save(self, directory: str | Path) -> None:
-        """Write a self-contained snapshot; `ImageClassifier.load(directory)` reads it back."""
-        loaders.save(self._loaded, Path(directory))
 
     def predict(self, images: Sequence[ImageInput], top_k: int = 5) -> list[Classification]:
         """Classify images (bytes, paths, PIL images, HxWx3 arrays or 3xHxW uint8 tensors).
@@ -115,7 +78,9 @@ class ImageClassifier:
         results: list[Classification | ImageError] = []
         for start in range(0, len(images), self.forward_chunk):
             chunk = images[start : start + self.forward_chunk]
-            results.extend(self._classify_chunk(self._decode(chunk), top_ks[start : start + len(chunk)]))
+            results.extend(
+                self._classify_chunk(self._decode_chunk(chunk), top_ks[start : start + len(chunk)])
+            )
         return results
 
     def _classify_chunk(
@@ -139,20 +104,6 @@ class ImageClassifier:
                 ],
             )
         return results
-
-    def _decode(self, images: Sequence[bytes | torch.Tensor]) -> list[torch.Tensor | ImageError]:
-        encoded = [i for i, image in enumerate(images) if not isinstance(image, torch.Tensor)]
-        slots: list[torch.Tensor | ImageError] = list(images)  # type: ignore[arg-type]
-        if encoded:
-            decoded = decode_many(
-                [images[i] for i in encoded],
-                self.placement.device,
-                self.max_pixels,
-                batched_jpeg=self.placement.accelerated,
-            )
-            for i, result in zip(encoded, decoded, strict=True):
-                slots[i] = result
-        return slots
 
     def _warm_up(self) -> None:
         """One forward at load: CUDA context and kernels are ready before the first

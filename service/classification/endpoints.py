@@ -7,9 +7,8 @@ import bentoml
 from pydantic import Field
 
 from models.classification import MAX_TOP_K
-from models.image_header import ImageError
 
-from ..errors import answers_request_errors, image_request_error
+from ..errors import answers_request_errors, checked_outcomes
 from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from ..uploads import read_images
@@ -37,8 +36,4 @@ class ClassificationEndpoints:
         outcomes = await self.classification.to_async.classify_batch(
             [ClassifyItem(data=data, top_k=top_k) for data in datas]
         )
-        outcomes = [ClassifyOutcome.model_validate(o) if isinstance(o, dict) else o for o in outcomes]
-        failures = [(i, ImageError(o.error.kind, o.error.message)) for i, o in enumerate(outcomes) if o.error]
-        if failures:
-            raise image_request_error("images", failures)
-        return [outcome.result for outcome in outcomes]
+        return [outcome.result for outcome in checked_outcomes(outcomes, ClassifyOutcome, "images")]

@@ -2,6 +2,8 @@
 
 from pydantic import BaseModel
 
+from ..schemas import ItemError
+
 
 class ClassifyItem(BaseModel):
     data: bytes  # the encoded image, already checked by the entry service
@@ -17,11 +19,6 @@ class PredictionOut(BaseModel):
 class ClassificationOut(BaseModel):
     model: str
     predictions: list[PredictionOut]
-
-
-class ItemError(BaseModel):
-    kind: str  # see models.image_header.ImageError
-    message: str
 
 
 class ClassifyOutcome(BaseModel):

@@ -8,8 +8,7 @@ its slot and never fails the other requests of its batch.
 
 import bentoml
 
-from ..model_service import ModelService, model_service_options, worker_device
-from ..model_store import resolve_source
+from ..model_service import ModelService, batchable_options, load_task_runtime, model_service_options
 from ..settings import get_settings
 from .schemas import ClassificationOut, ClassifyItem, ClassifyOutcome, ItemError, PredictionOut
 
@@ -19,21 +18,9 @@ settings = get_settings()
 @bentoml.service(**model_service_options("pais-classification", settings.classification_workers, settings))
 class ImageClassification(ModelService):
     def __init__(self) -> None:
-        from models.classification import ImageClassifier  # torch only in model workers
+        self.runtime = load_task_runtime("classification", settings)  # torch only in model workers
 
-        self.runtime = ImageClassifier.load(
-            resolve_source("classification", settings),
-            device=worker_device(settings.device),
-            dtype=settings.dtype,
-            max_pixels=settings.max_image_pixels,
-            forward_chunk=settings.max_batch_size,
-        )
-
-    @bentoml.api(
-        batchable=True,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.batch_max_latency_ms,
-    )
+    @bentoml.api(**batchable_options(settings))
     def classify_batch(self, items: list[ClassifyItem]) -> list[ClassifyOutcome]:
         self.record_batch("classify_batch", len(items))
         results = self.runtime.classify_many([item.data for item in items], [item.top_k for item in items])

@@ -1,0 +1,1 @@
+"""Object detection: the model service (worker) and the public endpoints (endpoints)."""
