@@ -3,8 +3,9 @@
 It parses and checks requests (cheap, header-only work, no torch in this process) and
 hands whole requests to per-task model services composed with `bentoml.depends`; those
 form batches across requests and run the models. Each task contributes an endpoints mixin
-(its public APIs and its model service dependency); GET /models and GET /stats gather
-from every model service found on the class.
+(its public APIs and its model service dependency); the entry service is composed of the
+mixins of the tasks PAIS_TASKS names, so BentoML starts only their model services. GET
+/models and GET /stats gather from every model service found on the class.
 
 Serve it with `bentoml serve service.gateway:PAIS` (what `make serve` does).
 """
@@ -41,26 +42,24 @@ install_strict_multipart()
 MODEL_READY_TIMEOUT_S = 5  # BentoML's own probe timeout
 
 
-# No BentoML max_concurrency here: its limiter sits outside the service's middleware and
-# would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
-# BentoML's own dependency probe in /readyz lets a timeout escape while a model service is
-# still loading; its timeout middleware then holds that request for the whole request timeout,
-# and shutdown waits for it (SIGTERM took up to PAIS_REQUEST_TIMEOUT_S once two model services
-# loaded side by side). __is_ready__ below probes the model services instead.
-@bentoml.service(
-    name="pais",
-    workers=settings.gateway_workers,
-    traffic={"timeout": settings.request_timeout_s},
-    runner_probe={"enabled": False},
-)
-class PAIS(
-    ClassificationEndpoints,
-    DetectionEndpoints,
-    VideoEndpoints,
-    TranslationEndpoints,
-    speech_endpoints.SpeechEndpoints,
-    RecommendationEndpoints,
-):
+# Each task's public endpoints, and the GET routes it adds to the mounted app.
+TASK_ENDPOINTS: dict[str, type] = {
+    "classification": ClassificationEndpoints,
+    "detection": DetectionEndpoints,
+    "video": VideoEndpoints,
+    "translation": TranslationEndpoints,
+    "speech": speech_endpoints.SpeechEndpoints,
+    "recommendation": RecommendationEndpoints,
+}
+TASK_GET_ROUTES: dict[str, list[Route]] = {
+    "translation": [Route("/translate/languages", list_languages, methods=["GET"])],
+    "speech": list(speech_endpoints.ROUTES),
+}
+
+
+class Gateway:
+    """What the entry service does whatever tasks it serves."""
+
     def __init__(self) -> None:
         self._model_cards: list[dict[str, Any]] | None = None
 
@@ -88,6 +87,26 @@ class PAIS(
         return {name: await service.to_async.batch_stats() for name, service in self.model_services().items()}
 
 
+# No BentoML max_concurrency here: its limiter sits outside the service's middleware and
+# would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
+# BentoML's own dependency probe in /readyz lets a timeout escape while a model service is
+# still loading; its timeout middleware then holds that request for the whole request timeout,
+# and shutdown waits for it (SIGTERM took up to PAIS_REQUEST_TIMEOUT_S once two model services
+# loaded side by side). Gateway.__is_ready__ probes the model services instead.
+PAIS = bentoml.service(
+    name="pais",
+    workers=settings.gateway_workers,
+    traffic={"timeout": settings.request_timeout_s},
+    runner_probe={"enabled": False},
+)(
+    type(
+        "PAIS",
+        (Gateway, *(TASK_ENDPOINTS[task] for task in settings.served_tasks)),
+        {"__module__": __name__, "__qualname__": "PAIS", "__doc__": "The PAIS entry service."},
+    )
+)
+
+
 async def list_models(request: Request) -> JSONResponse:
     service = bentoml.get_current_service()
     return JSONResponse({"models": await service.model_cards()})
@@ -103,8 +122,7 @@ PAIS.mount_asgi_app(
         routes=[
             Route("/models", list_models, methods=["GET"]),
             Route("/stats", batch_stats, methods=["GET"]),
-            Route("/translate/languages", list_languages, methods=["GET"]),
-            *speech_endpoints.ROUTES,
+            *(route for task in settings.served_tasks for route in TASK_GET_ROUTES.get(task, [])),
         ]
     ),
     path="/",
@@ -114,6 +132,12 @@ PAIS.mount_asgi_app(
 def invocation_routes() -> list[InvocationRoute]:
     """The SageMaker /invocations routes every task mixin declares."""
     return [route for base in PAIS.inner.__mro__ for route in vars(base).get("invocation_routes", ())]
+
+
+def default_invocation_task(routes: list[InvocationRoute]) -> str:
+    """classify when it is served, else the first task served."""
+    names = [route.task for route in routes]
+    return "classify" if "classify" in names else names[0]
 
 
 def middleware_stack(settings: Settings, routes: list[InvocationRoute]) -> list[tuple[type, dict[str, Any]]]:
@@ -130,7 +154,7 @@ def middleware_stack(settings: Settings, routes: list[InvocationRoute]) -> list[
             SageMakerMiddleware,
             {
                 "routes": routes,
-                "default_task": settings.sagemaker_default_task,
+                "default_task": settings.sagemaker_default_task or default_invocation_task(routes),
                 "max_request_bytes": settings.max_request_bytes,
             },
         ),

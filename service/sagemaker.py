@@ -38,6 +38,7 @@ from .middleware import ASGIApp, Message, Receive, Scope, Send, send_json
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 RETRYABLE = {429, 503}
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
+ATTRIBUTE_SEPARATOR = re.compile(r";|,(?=\s*[A-Za-z_][\w.-]*\s*=)")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 log = logging.getLogger("pais.sagemaker")
 # Batch bodies in these types are split into line records; anything else (a raw image
@@ -336,9 +337,10 @@ class SageMakerMiddleware:
 
 def parse_custom_attributes(value: str) -> dict[str, str]:
     """`task=detect;top_k=3` -> {"task": "detect", "top_k": "3"} (SageMaker passes the
-    header through untouched; `;` or `,` separate pairs)."""
+    header through untouched). `;` separates pairs; so does a `,` that starts another
+    `key=`, so a value may be a list: `task=detect;classes=cat,cup`."""
     attributes: dict[str, str] = {}
-    for part in value.replace(",", ";").split(";"):
+    for part in ATTRIBUTE_SEPARATOR.split(value):
         key, sep, val = part.partition("=")
         if sep and key.strip():
             attributes[key.strip()] = val.strip()

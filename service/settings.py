@@ -15,6 +15,9 @@ from typing import Any
 from models.catalog import default_source
 
 PREFIX = "PAIS_"
+# What PAIS_TASKS may name: the catalog's tasks, plus video (served from detection and
+# classification models, so it has no model of its own).
+SERVABLE_TASKS = ("classification", "detection", "video", "translation", "speech", "recommendation")
 MIB = 1024 * 1024
 
 
@@ -40,8 +43,16 @@ class Settings:
     model_dir: str = _setting(
         "", "Directory of model artifacts, one sub-directory per task (the container sets /opt/ml/model)."
     )
+    tasks: str = _setting(
+        "all",
+        "Tasks this server serves, comma-separated: classification, detection, video, translation, "
+        "speech, recommendation (video also starts detection and classification), or all. Fewer "
+        "tasks start faster and use less memory (a server with all of them holds ~4 GB).",
+    )
     sagemaker_default_task: str = _setting(
-        "classify", "Task of a SageMaker /invocations call whose custom attributes name none."
+        "",
+        "Task of a SageMaker /invocations call whose custom attributes name none "
+        "(unset: classify, or the first task served).",
     )
     # request limits
     max_request_bytes: int = _setting(64 * MIB, "Largest request body accepted, in bytes (413 beyond).", 1)
@@ -163,6 +174,21 @@ class Settings:
     def __post_init__(self) -> None:
         if self.api_keys.strip() and not self.api_key_set:
             raise ValueError(f"{env_name('api_keys')} is set but holds no key; unset it or list keys")
+        self.served_tasks  # noqa: B018  (validates PAIS_TASKS at start-up)
+
+    @property
+    def served_tasks(self) -> tuple[str, ...]:
+        """PAIS_TASKS as a tuple of task names, in the catalog's order."""
+        names = {name.strip() for name in self.tasks.split(",") if name.strip()}
+        if names == {"all"}:
+            return SERVABLE_TASKS
+        unknown = names - set(SERVABLE_TASKS)
+        if unknown or not names:
+            raise ValueError(
+                f"{env_name('tasks')}={self.tasks!r}: unknown task(s) {sorted(unknown)}; "
+                f"accepted: {', '.join(SERVABLE_TASKS)} or all"
+            )
+        return tuple(task for task in SERVABLE_TASKS if task in names)
 
     @property
     def api_key_set(self) -> frozenset[str]:

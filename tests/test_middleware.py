@@ -188,6 +188,10 @@ def test_custom_attributes_parsing():
     assert parse_custom_attributes("task=detect;top_k=3") == {"task": "detect", "top_k": "3"}
     assert parse_custom_attributes(" task = translate , target=es ") == {"task": "translate", "target": "es"}
     assert parse_custom_attributes("") == {} and parse_custom_attributes("junk") == {}
+    assert parse_custom_attributes("task=detect;classes=cat,cup,dog") == {
+        "task": "detect",
+        "classes": "cat,cup,dog",
+    }
 
 
 def test_strict_multipart_is_what_bentoml_uses():
