@@ -74,8 +74,12 @@ bento: setup models
 
 # Needs a container engine: IMAGE_BACKEND=docker (default), buildah, podman, ...
 IMAGE_BACKEND ?= docker
+# BentoML 1.4.40 regenerates the Dockerfile in a temporary copy of the bento and refuses the
+# copy's dockerfile_template unless it lies under the working directory ("Accessing file
+# outside of current working directory"), so containerize runs from the temporary directory.
+TMP_DIR = $(shell $(PY) -c 'import tempfile; print(tempfile.gettempdir())')
 image: bento
-	$(VENV)/bin/bentoml containerize pais:latest --backend $(IMAGE_BACKEND) -t pais:$(VARIANT)
+	cd "$(TMP_DIR)" && $(abspath $(VENV))/bin/bentoml containerize pais:latest --backend $(IMAGE_BACKEND) -t pais:$(VARIANT)
 
 # The AWS deployment tool: make deploy ARGS="sagemaker deploy pais --create-role" (see README, Deploy).
 .PHONY: deploy

@@ -21,6 +21,7 @@ from .servers import BIN, REPO, free_port, running_server, service_env
 
 pytestmark = pytest.mark.server
 VARIANTS = {"gpu": "bentofile.yaml", "cpu": "bentofile.cpu.yaml"}
+ENTRYPOINT = '[ "python", "/home/bentoml/bento/src/deploy/entrypoint.py" ]'
 
 
 def apt_packages() -> list[str]:
@@ -64,7 +65,7 @@ def test_dockerfile(bentos, variant, base):
     for package in apt_packages():
         assert package in install.split(), f"{package} missing from: {install}"
     entrypoints = re.findall(r"^ENTRYPOINT (.*)$", text, re.M)
-    assert entrypoints[-1] == '[ "python", "/home/bentoml/bento/src/deploy/entrypoint.py" ]'
+    assert entrypoints[-1] == ENTRYPOINT
     assert "EXPOSE 8080" in text and "EXPOSE 3000" in text
     assert "ENV BENTOML_DO_NOT_TRACK=" in text
     assert re.search(r"ARG PAIS_DEVICE=(\S+)", text).group(1) == ("cuda" if variant == "gpu" else "cpu")
@@ -99,6 +100,46 @@ def test_bentofiles_differ_only_in_variant_lines():
     config = yaml.safe_load((REPO / "bentofile.yaml").read_text())
     assert config["docker"]["system_packages"] == apt_packages()
     assert sorted(config["models"]) == sorted(f"pais-{task}:latest" for task in CATALOG)
+
+
+# Stands in for buildah (no container engine in CI): records its arguments and the build
+# context BentoML hands it, which BentoML deletes afterwards.
+STAND_IN_BUILDAH = """#!/bin/sh
+record="$PAIS_RECORD"
+echo "$@" > "$record/argv"
+for arg; do context="$arg"; done
+cp "$context/env/docker/Dockerfile" "$record/Dockerfile"
+ls "$context" "$context/models" > "$record/listing"
+"""
+
+
+def test_make_image_hands_the_engine_the_bentos_dockerfile(bentos, tmp_path):
+    """`make image` as a user runs it, up to the engine: BentoML regenerates the Dockerfile
+    in a temporary copy of the bento (it refused our template when run from the project
+    directory), and the engine gets that Dockerfile with PAIS's entrypoint, and the models."""
+    stand_in = tmp_path / "bin" / "buildah"
+    stand_in.parent.mkdir()
+    stand_in.write_text(STAND_IN_BUILDAH)
+    stand_in.chmod(0o755)
+    record = tmp_path / "record"
+    record.mkdir()
+    env = service_env(
+        BENTOML_HOME=str(bentos["cpu"].parents[2]),  # the cpu bento was built last: pais:latest
+        PATH=f"{stand_in.parent}:{BIN}:/usr/bin:/bin",
+        PAIS_RECORD=str(record),
+    )
+    result = subprocess.run(
+        ["make", "-o", "bento", "image", "IMAGE_BACKEND=buildah", "VARIANT=cpu"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    argv = (record / "argv").read_text().split()
+    assert argv[0] == "build" and "pais:cpu" in argv
+    built = (record / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in built
+    assert re.findall(r"^ENTRYPOINT (.*)$", built, re.M)[-1] == ENTRYPOINT
+    listing = (record / "listing").read_text().split()
+    assert all(f"pais-{task}" in listing for task in CATALOG)
 
 
 @pytest.fixture(scope="module")
