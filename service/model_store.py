@@ -45,12 +45,15 @@ def stored_reference(source: str) -> str | None:
 
 def resolve_source(task: str, settings: Settings | None = None) -> str:
     """Where a service loads `task` from: the artifacts directory (SageMaker's /opt/ml/model)
-    when it holds the task, else the store copy of the configured source, else the source."""
+    when it holds the task, else the store copy of the configured source, else the source.
+    The artifacts may be any local source the task reads (a PAIS snapshot, as `deploy`
+    packs them, or e.g. a transformers directory); its loader says what it cannot read."""
     settings = settings or get_settings()
     if settings.model_dir:
         artifact = Path(settings.model_dir) / task
-        if (artifact / SNAPSHOT_FILE).is_file():
-            log.info("%s: loading model artifacts from %s", task, artifact)
+        if artifact.is_dir() and any(artifact.iterdir()):
+            kind = "snapshot" if (artifact / SNAPSHOT_FILE).is_file() else "directory"
+            log.info("%s: loading model artifacts (%s) from %s", task, kind, artifact)
             return str(artifact)
         log.warning("%s: no model artifacts in %s; using the configured source", task, artifact)
     source = configured_source(task, settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from .images import CAT_LABELS, COFFEE_LABELS, encode, photo
@@ -229,6 +231,40 @@ def test_sigterm_stops_everything_within_30_seconds(model_dir):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_entrypoint_as_pid_1_leaves_no_zombies():
+    """In a container the server is PID 1 (the entrypoint execs it), so orphans are its to
+    reap: an apertium pipeline killed by process group, as PAIS kills a stuck one, must leave
+    no zombie stages. Run as PID 1 of a PID namespace of its own."""
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    probe = subprocess.run([*namespace, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no PID namespace here (needs root or CAP_SYS_ADMIN): {probe.stderr.strip()}")
+    port = free_port()
+    env = service_env(PAIS_TASKS="translation", PORT=str(port))
+    with running_server([*namespace, *entrypoint()], port, env) as url:
+
+        def translate(text: str) -> str:
+            body = {"texts": [text], "source": "en", "target": "es"}
+            return httpx.post(f"{url}/translate", json=body, timeout=60).json()["translations"][0]
+
+        assert "perro" in translate("The dog eats.")
+        # PID 1 inside: the `bentoml serve` the entrypoint exec'd, a child of unshare
+        command_end = ["--host", "127.0.0.1", "--port", str(port)]
+        processes = psutil.process_iter(["cmdline"])
+        (server,) = [p for p in processes if (p.info["cmdline"] or [])[-4:] == command_end]
+        assert server.parent().name() == "unshare"
+        pipeline = next(p for p in server.children(recursive=True) if p.cmdline()[:2] == ["bash", "-c"])
+        stages = [p for p in server.children(recursive=True) if os.getpgid(p.pid) == pipeline.pid]
+        assert len(stages) > 5  # lt-proc, apertium-transfer, ... all in the pipeline's group
+        os.killpg(pipeline.pid, signal.SIGKILL)
+        # BentoML's arbiter (circus) reaps any child, on its controller tick (10 s)
+        deadline = time.monotonic() + 60
+        while zombies := [p for p in server.children(recursive=True) if p.status() == psutil.STATUS_ZOMBIE]:
+            assert time.monotonic() < deadline, f"unreaped: {[(p.pid, p.ppid()) for p in zombies]}"
+            time.sleep(1)
+        assert "gato" in translate("The cat sleeps.")  # a fresh pipeline took over
 
 
 def test_large_batch_then_rest_traffic_all_succeed(batch_transform):
