@@ -30,8 +30,9 @@ import os
 import random
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .middleware import ASGIApp, Message, Receive, Scope, Send, send_json
 
@@ -41,6 +42,7 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
 ATTRIBUTE_SEPARATOR = re.compile(r";|,(?=\s*[A-Za-z_][\w.-]*\s*=)")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 log = logging.getLogger("pais.sagemaker")
+T = TypeVar("T")
 # Batch bodies in these types are split into line records; anything else (a raw image
 # sent with SplitType None) is one record answered like a real-time call.
 JSON_LINES_TYPES = {
@@ -51,6 +53,7 @@ JSON_LINES_TYPES = {
     "",
 }
 PING_TIMEOUT_S = 1.8  # SageMaker wants /ping answered within 2 s
+OFF_LOOP_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -180,15 +183,15 @@ class SageMakerMiddleware:
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if self.batch.enabled and content_type.split(";")[0].strip().lower() in JSON_LINES_TYPES:
             return await self._batch(scope, send, body, attributes)
-        route, sub_headers, sub_body = self._rest_request(content_type, body, attributes, "body")
+        route, sub_headers, sub_body = await off_loop_if_large(
+            len(body), self._rest_request, content_type, body, attributes, "body"
+        )
         response = await self._subrequest(scope, "POST", route.path, sub_headers, sub_body)
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
         await send({"type": "http.response.body", "body": response.body})
 
     async def _batch(self, scope: Scope, send: Send, body: bytes, attributes: dict[str, str]) -> None:
-        lines = body.decode("utf-8", errors="replace").split("\n")
-        if lines and lines[-1].strip() == "":
-            lines.pop()  # the newline that ends the last record does not start another
+        lines = await off_loop_if_large(len(body), split_lines, body)
         outputs: list[Any] = [None] * len(lines)
         pending = iter(range(len(lines)))  # shared by the workers: each index taken once
 
@@ -208,7 +211,7 @@ class SageMakerMiddleware:
             raise InvocationError(
                 503, f"{overloaded} of {len(lines)} records were refused for overload; retry"
             )
-        payload = "".join(json.dumps(out, separators=(",", ":")) + "\n" for out in outputs).encode()
+        payload = await off_loop_if_large(len(body), json_lines, outputs)
         await send(
             {
                 "type": "http.response.start",
@@ -333,6 +336,27 @@ class SageMakerMiddleware:
         return SubResponse(
             start.get("status", 500), [*headers_out, (b"content-length", str(len(payload)).encode())], payload
         )
+
+
+async def off_loop_if_large(size: int, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread when it works on a body over OFF_LOOP_BYTES:
+    decoding base64 and JSON and copying tens of MB would hold the event loop that every
+    request, /ping included, is answered on."""
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)
+
+
+def split_lines(body: bytes) -> list[str]:
+    """A JSON Lines body's records; the newline that ends the last one starts no other."""
+    lines = body.decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1].strip() == "":
+        lines.pop()
+    return lines
+
+
+def json_lines(outputs: list[Any]) -> bytes:
+    return "".join(json.dumps(out, separators=(",", ":")) + "\n" for out in outputs).encode()
 
 
 def parse_custom_attributes(value: str) -> dict[str, str]:

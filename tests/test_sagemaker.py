@@ -233,6 +233,15 @@ def test_sigterm_stops_everything_within_30_seconds(model_dir):
             process.kill()
 
 
+def zombie_descendants(process: psutil.Process) -> list[int]:
+    found = []
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # reaped meanwhile
+            if child.status() == psutil.STATUS_ZOMBIE:
+                found.append(child.pid)
+    return found
+
+
 def test_entrypoint_as_pid_1_leaves_no_zombies():
     """In a container the server is PID 1 (the entrypoint execs it), so orphans are its to
     reap: an apertium pipeline killed by process group, as PAIS kills a stuck one, must leave
@@ -261,8 +270,8 @@ def test_entrypoint_as_pid_1_leaves_no_zombies():
         os.killpg(pipeline.pid, signal.SIGKILL)
         # BentoML's arbiter (circus) reaps any child, on its controller tick (10 s)
         deadline = time.monotonic() + 60
-        while zombies := [p for p in server.children(recursive=True) if p.status() == psutil.STATUS_ZOMBIE]:
-            assert time.monotonic() < deadline, f"unreaped: {[(p.pid, p.ppid()) for p in zombies]}"
+        while zombies := zombie_descendants(server):
+            assert time.monotonic() < deadline, f"unreaped: {zombies}"
             time.sleep(1)
         assert "gato" in translate("The cat sleeps.")  # a fresh pipeline took over
 
