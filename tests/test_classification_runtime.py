@@ -124,3 +124,27 @@ def test_snapshot_round_trip(classifier, cat_jpeg, tmp_path):
     (a,), (b,) = classifier.predict([cat_jpeg]), reloaded.predict([cat_jpeg])
     assert [p.index for p in a.predictions] == [p.index for p in b.predictions]
     assert a.predictions[0].score == pytest.approx(b.predictions[0].score, abs=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(224, 224), (113, 57)])
+def test_same_padding_matches_tensorflow_explicit_padding(kernel, stride, size):
+    """SamePadConv2d pads through the conv when the padding is symmetric; the answer must be
+    TensorFlow's SAME padding (extra pixel bottom/right) written out with F.pad."""
+    import math
+
+    import torch.nn.functional as F
+
+    from models.classification.efficientnet_lite import SamePadConv2d
+
+    torch.manual_seed(0)
+    conv = SamePadConv2d(8, 8, kernel, stride=stride, groups=8, bias=False).eval()
+    x = torch.randn(2, 8, *size)
+    pads = [max((math.ceil(n / stride) - 1) * stride + kernel - n, 0) for n in size]
+    padded = F.pad(x, [pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2, pads[0] - pads[0] // 2])
+    expected = F.conv2d(padded, conv.weight, None, stride, 0, 1, 8)
+    with torch.inference_mode():
+        got = conv(x)
+    assert got.shape[-2:] == tuple(math.ceil(n / stride) for n in size)
+    torch.testing.assert_close(got, expected)

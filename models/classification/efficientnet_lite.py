@@ -34,16 +34,21 @@ class SamePadConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "SAME" padding: output = ceil(input / stride).
 
     TensorFlow pads the extra pixel on the bottom/right when the total is odd, which a
-    symmetric PyTorch padding cannot express, so the padding is applied explicitly.
+    symmetric PyTorch padding cannot express, so that padding is applied explicitly. An
+    even total (every stride-1 layer) is the conv's own padding: no padded copy of the
+    activations.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ih, iw = x.shape[-2:]
         pad_h = self._same_pad(ih, self.kernel_size[0], self.stride[0])
         pad_w = self._same_pad(iw, self.kernel_size[1], self.stride[1])
-        if pad_h or pad_w:
+        if pad_h % 2 == 0 and pad_w % 2 == 0:
+            padding = (pad_h // 2, pad_w // 2)
+        else:
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            padding = (0, 0)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     @staticmethod
     def _same_pad(size: int, kernel: int, stride: int) -> int:
