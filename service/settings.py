@@ -109,6 +109,12 @@ class Settings:
     )
     max_texts_per_request: int = _setting(128, "Most texts in one /translate request.", 1)
     max_text_chars: int = _setting(10_000, "Longest text /translate accepts, in characters.", 1)
+    max_translate_chars: int = _setting(
+        200_000,
+        "Most characters in one /translate request, all texts together (apertium translates "
+        "~40,000 a second per pair here: the default keeps a request well inside the timeout).",
+        1,
+    )
     translation_workers: int = _setting(
         1, "Worker processes of the translation model service (each holds its engines).", 1
     )

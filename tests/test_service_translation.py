@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from .conftest import TEST_MAX_TEXT_CHARS, TEST_MAX_TEXTS
+from .conftest import TEST_MAX_TEXT_CHARS, TEST_MAX_TEXTS, TEST_MAX_TRANSLATE_CHARS
 from .translation_texts import SENTENCES
 
 pytestmark = pytest.mark.server
@@ -98,6 +98,11 @@ BAD_REQUESTS: dict[str, tuple[object, int, str]] = {
         {"texts": ["ok", "a" * (TEST_MAX_TEXT_CHARS + 1)], "source": "en", "target": "es"},
         413,
         f"texts[1] has {TEST_MAX_TEXT_CHARS + 1} characters; at most {TEST_MAX_TEXT_CHARS}",
+    ),
+    "too many characters in all": (
+        {"texts": ["a" * TEST_MAX_TEXT_CHARS] * 3, "source": "en", "target": "es"},
+        413,
+        f"{3 * TEST_MAX_TEXT_CHARS} characters in one request; at most {TEST_MAX_TRANSLATE_CHARS} in all",
     ),
     "too many texts": (
         {"texts": ["hi"] * (TEST_MAX_TEXTS + 1), "source": "en", "target": "es"},

@@ -77,6 +77,13 @@ def check_limits(texts: list[str]) -> None:
             + f"; at most {settings.max_text_chars} per text (PAIS_MAX_TEXT_CHARS)",
             [{"field": "texts", "index": i, "characters": n} for i, n in too_long],
         )
+    total = sum(len(text) for text in texts)
+    if total > settings.max_translate_chars:
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"{total} characters in one request; at most {settings.max_translate_chars} in all "
+            "(PAIS_MAX_TRANSLATE_CHARS): send the texts in several requests",
+        )
 
 
 async def list_languages(request: Request) -> JSONResponse:
