@@ -27,14 +27,20 @@ def test_image() -> bytes:
     return encode(Image.fromarray(photo("coffee")).resize((640, 480)), "JPEG", quality=90)
 
 
-def main() -> None:
-    args = parser(__doc__).parse_args()
-    jpeg = test_image()
+def raw_runtime() -> ImageClassifier:
+    """The configured classifier, loaded in this process as the service would load it."""
     settings = get_settings()
     runtime = ImageClassifier.load(
         settings.classification_model, device=settings.device, dtype=settings.dtype
     )
     print(f"model {runtime.info.name} on {runtime.placement.describe()}, {os.cpu_count()} CPUs")
+    return runtime
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    jpeg = test_image()
+    runtime = raw_runtime()
     raw1 = timed("raw runtime, batch 1", 1, lambda: runtime.classify_many([jpeg], 5), args.seconds)
     raw16 = timed("raw runtime, batch 16", 16, lambda: runtime.classify_many([jpeg] * 16, 5), args.seconds)
 

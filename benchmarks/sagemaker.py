@@ -16,17 +16,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import sys
 import threading
 import time
 
 import httpx
 
-from benchmarks.classification import test_image
+from benchmarks.classification import raw_runtime, test_image
 from benchmarks.common import Measurement, http_load, parser, report, timed
-from models.classification import ImageClassifier
-from service.settings import get_settings
 from tests.images import photo
 from tests.servers import free_port, running_server, service_env
 
@@ -68,11 +65,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=8, help="12-megapixel JPEGs per large invocation")
     args = p.parse_args()
     jpeg = test_image()
-    settings = get_settings()
-    runtime = ImageClassifier.load(
-        settings.classification_model, device=settings.device, dtype=settings.dtype
-    )
-    print(f"model {runtime.info.name} on {runtime.placement.describe()}, {os.cpu_count()} CPUs")
+    runtime = raw_runtime()
     raw1 = timed("raw runtime, batch 1", 1, lambda: runtime.classify_many([jpeg], 5), args.seconds)
 
     encoded = json.dumps({"images": [base64.b64encode(jpeg).decode()]})
