@@ -1,5 +1,5 @@
-"""Everyday sentences and short phrases in ten languages: language identification tests
-and the detector comparison in benchmarks/language_id.py."""
+"""Everyday sentences and short phrases in ten languages, for the language identification
+tests (the lingua vs langdetect comparison in models/translation/detect.py used them too)."""
 
 SENTENCES = {
     "en": [
