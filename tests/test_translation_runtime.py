@@ -8,7 +8,7 @@ import pytest
 from models.sources import SourceError
 from models.translation import TranslationError, TranslationRequest, Translator
 
-from .tiny_seq2seq import EN_ES, EN_TO, make_tiny_m2m100, make_tiny_marian
+from .tiny_seq2seq import EN_ES, EN_TO, EN_TO_FLORES, make_tiny_m2m100, make_tiny_marian, make_tiny_nllb
 
 WEATHER = "The weather is nice and I would like to buy a new car."
 
@@ -181,3 +181,15 @@ def test_m2m100_language_tokens_choose_the_target(tmp_path):
     for target, table in EN_TO.items():
         result = translator.translate(list(table), "en", target)
         assert result.translations == list(table.values()), target
+
+
+def test_nllb_flores_tokens_choose_the_target(tmp_path):
+    """NLLB's FLORES-200 codes (eng_Latn, spa_Latn) map to ISO 639-1 pairs, the source code
+    is set on the tokenizer and the target forced as the first generated token."""
+    model_dir = make_tiny_nllb(tmp_path / "tiny-nllb")
+    translator = Translator.load(str(model_dir), device="cpu")
+    languages = ("en", "es", "de")
+    assert set(translator.supported_pairs()) == {f"{s}->{t}" for s in languages for t in languages if s != t}
+    for target, table in EN_TO_FLORES.items():
+        iso1 = {"spa_Latn": "es", "deu_Latn": "de"}[target]
+        assert translator.translate(list(table), "en", iso1).translations == list(table.values()), target

@@ -1,5 +1,6 @@
 """Tiny translation models made on the spot: SentencePiece vocabularies trained on a few
-phrases, a 1-layer Marian or M2M-100 trained until it reproduces them, saved with
+phrases (character vocabularies for NLLB), a 1-layer Marian, M2M-100 or NLLB trained until
+it reproduces them, saved with
 `save_pretrained` — so the neural engine is tested through the real transformers loading,
 tokenisation and generation code (language tokens included), offline and in seconds."""
 
@@ -24,6 +25,12 @@ EN_ES = {
 EN_TO = {
     "de": {"the red house": "das rote Haus", "good morning": "guten Morgen"},
     "cs": {"the red house": "červený dům", "good morning": "dobré ráno"},
+}
+
+# NLLB: FLORES-200 language tokens choose the target
+EN_TO_FLORES = {
+    "spa_Latn": {"the red house": "la casa roja", "good morning": "buenos días"},
+    "deu_Latn": {"the red house": "das rote Haus", "good morning": "guten Morgen"},
 }
 
 # one layer each way, 32 wide: enough to memorise a few phrases, trained in seconds
@@ -136,23 +143,15 @@ def make_tiny_marian(directory: Path, pairs: dict[str, str] = EN_ES, max_steps: 
     return directory
 
 
-def make_tiny_m2m100(
-    directory: Path, phrases: dict[str, dict[str, str]] = EN_TO, max_steps: int = 3000
-) -> Path:
-    """An M2M-100 with the 8 language tokens of the `wmt21` code list (en, de, cs, ...),
-    trained to translate each English phrase into every language of `phrases`."""
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+def _many_to_many_model(
+    directory: Path, tokenizer, vocab_size: int, phrases: dict[str, dict[str, str]], bos_id, max_steps: int
+):
+    """An M2M-100 architecture (M2M-100's and NLLB's) trained to translate each English
+    phrase into every language of `phrases`, chosen by the forced target-language token."""
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
 
-    directory.mkdir(parents=True, exist_ok=True)
-    texts = sorted({text for table in phrases.values() for pair in table.items() for text in pair})
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    spm_file = _sentencepiece(directory, "sentencepiece.bpe", texts, vocab)
-    (directory / "vocab.json").write_text(json.dumps(vocab))
-    tokenizer = M2M100Tokenizer(
-        str(directory / "vocab.json"), str(spm_file), language_codes="wmt21", num_madeup_words=0
-    )
     config = M2M100Config(
-        vocab_size=max(tokenizer.lang_code_to_id.values()) + 1,
+        vocab_size=vocab_size,
         **TINY,
         pad_token_id=1,
         bos_token_id=0,
@@ -160,17 +159,18 @@ def make_tiny_m2m100(
         decoder_start_token_id=2,
     )
     model = _untrained(M2M100ForConditionalGeneration, config)
+    source = tokenizer.src_lang
     batches = []
     for target, table in phrases.items():
-        tokenizer.src_lang, tokenizer.tgt_lang = "en", target
+        tokenizer.tgt_lang = target
         batches.append(_labelled(tokenizer, table))
-    tokenizer.src_lang = "en"
+    tokenizer.src_lang = source
 
     def reproduced() -> bool:
         for target, table in phrases.items():
             inputs = tokenizer(list(table), return_tensors="pt", padding=True)
-            bos = tokenizer.get_lang_id(target)
-            rows = model.generate(**inputs, forced_bos_token_id=bos, max_new_tokens=16).tolist()
+            bos = bos_id(target)
+            rows = model.generate(**inputs, forced_bos_token_id=bos, max_new_tokens=24).tolist()
             rows = [[token for token in row if token != bos] for row in rows]
             if tokenizer.batch_decode(rows, skip_special_tokens=True) != list(table.values()):
                 return False
@@ -181,3 +181,43 @@ def make_tiny_m2m100(
     tokenizer.save_pretrained(directory)
     (directory / "README.md").write_text(CARD)
     return directory
+
+
+def make_tiny_m2m100(
+    directory: Path, phrases: dict[str, dict[str, str]] = EN_TO, max_steps: int = 3000
+) -> Path:
+    """An M2M-100 with the 8 language tokens of the `wmt21` code list (en, de, cs, ...),
+    trained to translate each English phrase into every language of `phrases`."""
+    from transformers import M2M100Tokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    texts = sorted({text for table in phrases.values() for pair in table.items() for text in pair})
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    spm_file = _sentencepiece(directory, "sentencepiece.bpe", texts, vocab)
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = M2M100Tokenizer(
+        str(directory / "vocab.json"), str(spm_file), language_codes="wmt21", num_madeup_words=0
+    )
+    tokenizer.src_lang = "en"
+    vocab_size = max(tokenizer.lang_code_to_id.values()) + 1
+    return _many_to_many_model(directory, tokenizer, vocab_size, phrases, tokenizer.get_lang_id, max_steps)
+
+
+def make_tiny_nllb(
+    directory: Path, phrases: dict[str, dict[str, str]] = EN_TO_FLORES, max_steps: int = 3000
+) -> Path:
+    """An NLLB: its tokenizer (transformers' NllbTokenizer, saved as tokenizer.json) with a
+    character vocabulary and three FLORES-200 language tokens (eng_Latn and the targets)."""
+    from transformers import NllbTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    texts = {text for table in phrases.values() for pair in table.items() for text in pair}
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for character in sorted({c for text in texts for c in text.replace(" ", "▁")} | {"▁"}):
+        vocab.setdefault(character, len(vocab))
+    tokenizer = NllbTokenizer(
+        vocab=vocab, merges=[], extra_special_tokens=["eng_Latn", *phrases], src_lang="eng_Latn"
+    )
+    return _many_to_many_model(
+        directory, tokenizer, len(tokenizer), phrases, tokenizer.convert_tokens_to_ids, max_steps
+    )
