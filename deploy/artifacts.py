@@ -1,7 +1,8 @@
 """Model artifacts: the BentoML model store packed as `model.tar.gz` and put in S3.
 
 The archive holds one PAIS snapshot directory per task, `<task>/pais-model.json` and the
-weights beside it (the latest stored version of each `pais-<task>` model), which is what
+weights beside it (the latest stored version of each `pais-<task>` model, or the stored
+model named for a task with `<task>=<name>[:<version>]`), which is what
 the container loads from /opt/ml/model/<task>/ after SageMaker (or the EC2 user data)
 extracts it (PAIS_MODEL_DIR). It is packed deterministically (sorted entries, fixed times
 and owners, gzip without a time stamp), so the same models give the same bytes and the same
@@ -49,9 +50,24 @@ def default_store() -> Path:
     return Path(os.environ.get("BENTOML_HOME") or Path.cwd() / ".bentoml")
 
 
+def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
+    """`pais-<task>` or `<task>=<store name>[:<version>]` -> (task, store name, version):
+    the second form ships any stored model as a task's artifacts, e.g. a recommender
+    trained with `python -m models.recommendation train --name my-recs`."""
+    task, sep, reference = spec.partition("=")
+    if not sep:
+        if not spec.startswith(STORE_PREFIX):
+            raise DeployError(f"model {spec!r}: give pais-<task>, or <task>=<store name>[:<version>]")
+        return spec.removeprefix(STORE_PREFIX), spec, None
+    name, _, version = reference.partition(":")
+    if not task or not name:
+        raise DeployError(f"model {spec!r}: give <task>=<store name>[:<version>]")
+    return task, name, version or None
+
+
 def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None) -> PackedModels:
-    """Pack the latest version of each chosen model (default: every `pais-*` model) as
-    `<task>/...`, the task being the store name without its `pais-` prefix."""
+    """Pack the chosen models (default: every `pais-*` model, latest version) as
+    `<task>/...`; see parse_model_spec for how a model is named and given its task."""
     models_dir = store / "models"
     if not models_dir.is_dir():
         raise DeployError(f"no BentoML model store at {store} (run `make models`, or pass --model-store)")
@@ -59,14 +75,20 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
     if not chosen:
         raise DeployError(f"the model store {store} holds no pais-* models: run `make models` first")
     versions: dict[str, str] = {}
+    tasks: dict[str, str] = {}  # task -> the spec that supplies it
     entries: list[tuple[Path, str]] = []  # (file, name in the archive)
-    for name in chosen:
+    for spec in chosen:
+        task, name, version = parse_model_spec(spec)
+        if task in tasks:
+            raise DeployError(f"task {task!r} is given twice: {tasks[task]!r} and {spec!r}")
+        tasks[task] = spec
         latest = models_dir / name / "latest"
-        if not name.startswith(STORE_PREFIX) or not latest.is_file():
-            raise DeployError(f"model {name!r} is not in the store {store} (names look like pais-<task>)")
-        versions[name] = latest.read_text().strip()
+        if version is None and not latest.is_file():
+            raise DeployError(f"model {name!r} is not in the store {store} (`bentoml models list` shows it)")
+        versions[name] = version or latest.read_text().strip()
         version_dir = models_dir / name / versions[name]
-        task = name.removeprefix(STORE_PREFIX)
+        if not version_dir.is_dir():
+            raise DeployError(f"model {name}:{versions[name]} is not in the store {store}")
         entries += [
             (file, f"{task}/{file.relative_to(version_dir).as_posix()}")
             for file in sorted(version_dir.rglob("*"))

@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--model-store", type=Path, help="BentoML home to pack (default $BENTOML_HOME or ./.bentoml)"
     )
-    push.add_argument("--models", nargs="+", help="store names to pack (default: every pais-* model)")
+    push.add_argument(
+        "--models",
+        nargs="+",
+        help="models to pack: pais-<task>, or <task>=<store name>[:<version>] to ship another stored "
+        "model as that task's (e.g. recommendation=my-recs); default: every pais-* model",
+    )
     push.add_argument("--part-size-mb", type=int, default=64, help="multipart upload part size (default 64)")
     push.add_argument(
         "--keep-images", type=int, default=50, help="lifecycle policy: newest images kept (default 50)"

@@ -125,3 +125,39 @@ def test_packing_is_deterministic(tmp_path):
     assert first.sha256 == second.sha256
     with pytest.raises(DeployError, match="not in the store"):
         artifacts.pack_model_store(STORE, tmp_path / "c", ["pais-no-such-task"])
+
+
+def test_any_stored_model_can_ship_as_a_tasks_artifacts(tmp_path):
+    """`--models recommendation=my-recs[:version]`: a model trained and stored under its own
+    name lands in the archive as recommendation/, where the container looks for it."""
+    import shutil
+
+    source = STORE / "models" / "pais-recommendation"
+    version = (source / "latest").read_text().strip()
+    store = tmp_path / "store"
+    mine = store / "models" / "my-recs"
+    shutil.copytree(source / version, mine / "v1")
+    (mine / "latest").write_text("v1")
+    shutil.copytree(source / version, mine / "v0")
+
+    for spec in ("recommendation=my-recs", "recommendation=my-recs:v0"):
+        packed = artifacts.pack_model_store(store, tmp_path / spec.replace(":", "-"), [spec])
+        with tarfile.open(packed.path) as archive:
+            names = archive.getnames()
+        assert "recommendation/pais-model.json" in names and all(
+            n.startswith("recommendation/") for n in names
+        )
+        assert packed.models == {"my-recs": spec.partition(":")[2] or "v1"}
+    refusals = {
+        "recommendation=my-recs:v9": "my-recs:v9 is not in the store",
+        "recommendation=no-such": "'no-such' is not in the store",
+        "my-recs": "give pais-<task>, or <task>=<store name>",
+        "=my-recs": "give <task>=<store name>",
+    }
+    for spec, message in refusals.items():
+        with pytest.raises(DeployError, match=message):
+            artifacts.pack_model_store(store, tmp_path / "refused", [spec])
+    with pytest.raises(DeployError, match="task 'recommendation' is given twice"):
+        artifacts.pack_model_store(
+            store, tmp_path / "twice", ["recommendation=my-recs", "recommendation=my-recs:v0"]
+        )
