@@ -29,6 +29,7 @@ from .middleware import (
     ConcurrencyLimitMiddleware,
     ErrorShapeMiddleware,
 )
+from .model_calls import ModelServiceError, answers_model_service_errors, ask_model_service
 from .multipart import install_strict_multipart
 from .recommendation.endpoints import RecommendationEndpoints
 from .sagemaker import InvocationRoute, SageMakerMiddleware
@@ -75,16 +76,23 @@ class Gateway:
 
     async def model_cards(self) -> list[dict[str, Any]]:
         """Every loaded model with task, source, version and licence (asked once per
-        worker: models do not change while a server runs)."""
+        worker: models do not change while a server runs). Raises ModelServiceError."""
         if self._model_cards is None:
             cards = []
-            for service in self.model_services().values():
-                cards.extend(await service.to_async.model_info())
+            for name, service in self.model_services().items():
+                cards.extend(await ask_model_service(name, service, "model_info"))
             self._model_cards = cards
         return self._model_cards
 
     async def batch_stats(self) -> dict[str, Any]:
-        return {name: await service.to_async.batch_stats() for name, service in self.model_services().items()}
+        """Batch sizes per model service; one that does not answer is reported as such."""
+        stats: dict[str, Any] = {}
+        for name, service in self.model_services().items():
+            try:
+                stats[name] = await ask_model_service(name, service, "batch_stats")
+            except ModelServiceError as error:
+                stats[name] = {"error": str(error)}
+        return stats
 
 
 # No BentoML max_concurrency here: its limiter sits outside the service's middleware and
@@ -107,6 +115,7 @@ PAIS = bentoml.service(
 )
 
 
+@answers_model_service_errors
 async def list_models(request: Request) -> JSONResponse:
     service = bentoml.get_current_service()
     return JSONResponse({"models": await service.model_cards()})

@@ -5,6 +5,7 @@ A model service holds one or more runtimes from `models/`, exposes batchable API
 items carry their own options, and is reached only through the entry service.
 """
 
+import threading
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -57,10 +58,15 @@ class ModelService:
     def model_cards(self) -> list[dict[str, Any]]:
         return [self.runtime.info.to_dict()]  # type: ignore[attr-defined]
 
+    # Batches are recorded from the thread a sync API runs in and read on the event loop
+    # (batch_stats): the lock keeps a reader from iterating while a new key is added.
+    _batch_sizes_lock = threading.Lock()
+
     def record_batch(self, api: str, size: int) -> None:
-        if not hasattr(self, "_batch_sizes"):
-            self._batch_sizes: defaultdict[str, Counter[int]] = defaultdict(Counter)
-        self._batch_sizes[api][size] += 1
+        with self._batch_sizes_lock:
+            if not hasattr(self, "_batch_sizes"):
+                self._batch_sizes: defaultdict[str, Counter[int]] = defaultdict(Counter)
+            self._batch_sizes[api][size] += 1
 
     # async: BentoML runs sync APIs one at a time in one thread, so these would wait
     # behind a running batch.
@@ -71,8 +77,11 @@ class ModelService:
     @bentoml.api
     async def batch_stats(self) -> dict[str, dict[str, int]]:
         """Batch sizes this worker formed since start: {api: {size: count}}."""
-        sizes = getattr(self, "_batch_sizes", {})
-        return {api: {str(size): n for size, n in sorted(counts.items())} for api, counts in sizes.items()}
+        with self._batch_sizes_lock:
+            sizes = getattr(self, "_batch_sizes", {})
+            return {
+                api: {str(size): n for size, n in sorted(counts.items())} for api, counts in sizes.items()
+            }
 
 
 def worker_device(setting: str, worker_index: int | None = None, gpu_count: int | None = None) -> str:

@@ -78,7 +78,9 @@ def test_stream_sends_the_first_sentence_before_the_rest_is_done(pais_server):
     for chunk in http_chunks(pais_server, "/synthesize/stream", json.dumps({"text": STORY}).encode()):
         chunks.append(chunk)
         if started_at_first_chunk is None:
-            counts = httpx.get(stats).json()["speech"]["synthesize_batch"]
+            answer = httpx.get(stats)
+            assert answer.status_code == 200 and "error" not in answer.json()["speech"], answer.text
+            counts = answer.json()["speech"]["synthesize_batch"]
             started_at_first_chunk = sum(int(k) * v for k, v in counts.items()) - before
     assert started_at_first_chunk < 15
     assert len(chunks) == 15

@@ -26,6 +26,7 @@ from models.speech import MAX_SPEED, MIN_SPEED, audio
 from models.speech.text import SpeechError, sentences
 
 from ..errors import RequestError, answers_request_errors
+from ..model_calls import answers_model_service_errors, ask_model_service
 from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from .schemas import SentenceAudio, SentenceItem, StreamRequest, SynthesizeRequest
@@ -111,7 +112,7 @@ class SpeechEndpoints:
     async def speech_card(self) -> dict[str, Any]:
         """The speech model's card (asked once per worker: the voice does not change)."""
         if getattr(self, "_speech_card", None) is None:
-            (self._speech_card,) = await self.speech.to_async.model_info()
+            (self._speech_card,) = await ask_model_service("speech", self.speech, "model_info")
         return self._speech_card
 
     async def speech_voices(self) -> list[dict[str, Any]]:
@@ -188,6 +189,7 @@ def _audio_headers(card: dict[str, Any], sentences_: int) -> dict[str, str]:
     }
 
 
+@answers_model_service_errors
 async def list_voices(request: Request) -> JSONResponse:
     service = bentoml.get_current_service()
     return JSONResponse({"voices": await service.speech_voices()})

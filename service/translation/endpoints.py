@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from models.translation import AUTO
 
 from ..errors import RequestError, answers_request_errors
+from ..model_calls import answers_model_service_errors, ask_model_service
 from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from .schemas import TranslateItem, TranslateOutcome, TranslationOut
@@ -58,7 +59,8 @@ class TranslationEndpoints:
     async def translation_languages(self) -> dict[str, Any]:
         """The served pairs (asked once per worker: engines do not change while serving)."""
         if getattr(self, "_translation_languages", None) is None:
-            self._translation_languages = await self.translation.to_async.languages()
+            languages = await ask_model_service("translation", self.translation, "languages")
+            self._translation_languages = languages
         return self._translation_languages
 
 
@@ -86,6 +88,7 @@ def check_limits(texts: list[str]) -> None:
         )
 
 
+@answers_model_service_errors
 async def list_languages(request: Request) -> JSONResponse:
     """GET /translate/languages: pairs with model, engine and licence."""
     service = bentoml.get_current_service()
