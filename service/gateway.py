@@ -29,7 +29,7 @@ from .middleware import (
     ConcurrencyLimitMiddleware,
     ErrorShapeMiddleware,
 )
-from .model_calls import ModelServiceError, answers_model_service_errors, ask_model_service
+from .model_calls import ModelServiceError, answers_model_service_errors, ask_model_service, ask_once
 from .multipart import install_strict_multipart
 from .recommendation.endpoints import RecommendationEndpoints
 from .sagemaker import InvocationRoute, SageMakerMiddleware
@@ -61,9 +61,6 @@ TASK_GET_ROUTES: dict[str, list[Route]] = {
 class Gateway:
     """What the entry service does whatever tasks it serves."""
 
-    def __init__(self) -> None:
-        self._model_cards: list[dict[str, Any]] | None = None
-
     async def __is_ready__(self) -> bool:
         """Ready when every model service answers its /readyz; a timeout means not yet."""
         probes = [service.is_ready(MODEL_READY_TIMEOUT_S) for service in self.model_services().values()]
@@ -77,12 +74,10 @@ class Gateway:
     async def model_cards(self) -> list[dict[str, Any]]:
         """Every loaded model with task, source, version and licence (asked once per
         worker: models do not change while a server runs). Raises ModelServiceError."""
-        if self._model_cards is None:
-            cards = []
-            for name, service in self.model_services().items():
-                cards.extend(await ask_model_service(name, service, "model_info"))
-            self._model_cards = cards
-        return self._model_cards
+        cards = []
+        for name, service in self.model_services().items():
+            cards.extend(await ask_once(self, name, service, "model_info"))
+        return cards
 
     async def batch_stats(self) -> dict[str, Any]:
         """Batch sizes per model service; one that does not answer is reported as such."""

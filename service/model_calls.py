@@ -1,5 +1,5 @@
-"""The entry service's admin calls to its model services (cards, batch statistics,
-language and voice lists), and how their failures are answered.
+"""Admin calls from one service to the model services it depends on (cards, batch
+statistics, language and voice lists), and how their failures are answered.
 
 These calls are idempotent, so a failed one is tried once more: a call can meet a
 connection that the model service is just closing. A second failure is logged with its
@@ -35,6 +35,15 @@ async def ask_model_service(name: str, service: Any, api: str) -> Any:
                 raise ModelServiceError(f"model service {name!r} did not answer {api}: {error!r}") from error
             log.warning("model service %s: %s failed (%r); trying again", name, api, error)
     raise AssertionError("unreachable")
+
+
+async def ask_once(owner: Any, name: str, service: Any, api: str) -> Any:
+    """ask_model_service, asked once per worker and the answer kept on `owner`: cards,
+    labels and language lists do not change while a server runs."""
+    answers = owner.__dict__.setdefault("_model_service_answers", {})
+    if (name, api) not in answers:
+        answers[(name, api)] = await ask_model_service(name, service, api)
+    return answers[(name, api)]
 
 
 def answers_model_service_errors(

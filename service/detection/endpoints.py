@@ -19,6 +19,7 @@ from models.detection import (
 from models.detection.options import canonical_classes, split_names
 
 from ..errors import RequestError, answers_request_errors, checked_outcomes
+from ..model_calls import ask_once
 from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from ..uploads import read_images
@@ -75,10 +76,8 @@ class DetectionEndpoints:
 
     async def detection_labels(self) -> list[str]:
         """The labels the detection model knows (asked once per worker)."""
-        if getattr(self, "_detection_labels", None) is None:
-            cards = await self.detection.to_async.model_info()
-            self._detection_labels = list(cards[0]["details"]["labels"])
-        return self._detection_labels
+        cards = await ask_once(self, "detection", self.detection, "model_info")
+        return cards[0]["details"]["labels"]
 
     @bentoml.api(route="/detect")
     @answers_request_errors

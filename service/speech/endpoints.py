@@ -26,7 +26,7 @@ from models.speech import MAX_SPEED, MIN_SPEED, audio
 from models.speech.text import SpeechError, sentences
 
 from ..errors import RequestError, answers_request_errors
-from ..model_calls import answers_model_service_errors, ask_model_service
+from ..model_calls import answers_model_service_errors, ask_once
 from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from .schemas import SentenceAudio, SentenceItem, StreamRequest, SynthesizeRequest
@@ -111,9 +111,8 @@ class SpeechEndpoints:
 
     async def speech_card(self) -> dict[str, Any]:
         """The speech model's card (asked once per worker: the voice does not change)."""
-        if getattr(self, "_speech_card", None) is None:
-            (self._speech_card,) = await ask_model_service("speech", self.speech, "model_info")
-        return self._speech_card
+        (card,) = await ask_once(self, "speech", self.speech, "model_info")
+        return card
 
     async def speech_voices(self) -> list[dict[str, Any]]:
         card = await self.speech_card()

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from models.translation import AUTO
 
 from ..errors import RequestError, answers_request_errors
-from ..model_calls import answers_model_service_errors, ask_model_service
+from ..model_calls import answers_model_service_errors, ask_once
 from ..sagemaker import InvocationRoute
 from ..settings import get_settings
 from .schemas import TranslateItem, TranslateOutcome, TranslationOut
@@ -58,10 +58,7 @@ class TranslationEndpoints:
 
     async def translation_languages(self) -> dict[str, Any]:
         """The served pairs (asked once per worker: engines do not change while serving)."""
-        if getattr(self, "_translation_languages", None) is None:
-            languages = await ask_model_service("translation", self.translation, "languages")
-            self._translation_languages = languages
-        return self._translation_languages
+        return await ask_once(self, "translation", self.translation, "languages")
 
 
 def check_limits(texts: list[str]) -> None:

@@ -28,6 +28,7 @@ from ..classification.schemas import ClassifyItem, ClassifyOutcome
 from ..classification.worker import ImageClassification
 from ..detection.schemas import DetectItem, DetectOutcome
 from ..detection.worker import ObjectDetection
+from ..model_calls import ask_once
 from ..model_service import ModelService, model_service_options
 from ..schemas import ItemError
 from ..settings import get_settings
@@ -125,12 +126,13 @@ class VideoAnalysis(ModelService):
         DetectOptions(request.score_threshold, request.max_detections).check()
         classes, models = None, {}
         if request.detect:
-            card = (await self.detection.to_async.model_info())[0]
+            card = (await ask_once(self, "detection", self.detection, "model_info"))[0]
             models["detect"] = card["name"]
             if request.classes:
                 classes = list(canonical_classes(request.classes, card["details"]["labels"]))
         if request.classify:
-            models["classify"] = (await self.classification.to_async.model_info())[0]["name"]
+            classifier = await ask_once(self, "classification", self.classification, "model_info")
+            models["classify"] = classifier[0]["name"]
         return classes, models
 
     async def _analyze_chunk(
