@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from .errors import ItemError
+
 # PIL format name -> media type, for the formats the services accept.
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 ACCEPTED_TEXT = "JPEG, PNG, WebP or GIF (first frame)"
@@ -17,14 +19,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
-class ImageError(ValueError):
+class ImageError(ItemError):
     """An input that is not a usable image. `kind` is one of: empty, unsupported,
     too_large, corrupt."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 
 from ..catalog import default_source
 from ..device import Placement, choose_placement
+from ..errors import ItemError
 from ..info import ModelInfo
 from . import ials, loaders
 from . import state as snapshot
@@ -75,14 +76,19 @@ class _Row:
     exclude: Sequence[int] | torch.Tensor
 
 
-class RecommendationError(Exception):
-    """A request this model cannot answer: `kind` is unknown_item or unsupported."""
+class RecommendationError(ItemError):
+    """A request this model cannot answer: `kind` is unknown_item or invalid; the
+    unknown ids are in `detail["item_ids"]`."""
 
     def __init__(self, kind: str, message: str, item_ids: Sequence[str] = ()):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.item_ids = list(item_ids)
+        super().__init__(kind, message, {"item_ids": list(item_ids)} if item_ids else None)
+
+    @property
+    def item_ids(self) -> list[str]:
+        return list(self.detail.get("item_ids", ()))
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.kind, self.message, self.item_ids))
 
 
 class Recommender:
@@ -176,7 +182,7 @@ class Recommender:
                     content.append(_Row(slot, liked, exclude))  # cold items only: their text
                 else:
                     results[slot] = RecommendationError(
-                        "unsupported", "none of liked_items has interactions or text", list(ask.liked_items)
+                        "invalid", "none of liked_items has interactions or text", list(ask.liked_items)
                     )
             else:
                 user = self.user_index.get(ask.user_id)  # type: ignore[arg-type]
@@ -209,7 +215,7 @@ class Recommender:
                 by_index[CONTENT].append(slot)
             else:
                 results[slot] = RecommendationError(
-                    "unsupported", f"item {item_id!r} has neither interactions nor text", [item_id]
+                    "invalid", f"item {item_id!r} has neither interactions nor text", [item_id]
                 )
         for strategy, slots in by_index.items():
             if not slots:
@@ -285,7 +291,7 @@ def _unknown(item_ids: list[str]) -> RecommendationError:
 
 def _no_content(name: str) -> RecommendationError:
     return RecommendationError(
-        "unsupported",
+        "unprocessable",
         f"model {name!r} has no item text, so it cannot answer a query; train it with --items",
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ..errors import ItemError
 from .normalize import normalize
 
 # Longer sentences are cut at a clause boundary: bounds the memory of one padded batch row
@@ -23,14 +24,9 @@ _INITIAL = re.compile(r"(?:^|\s)[A-Z]\.$")  # "J. R. R. Tolkien" is one sentence
 _CLAUSE_END = re.compile(r"[,;:]\s")
 
 
-class SpeechError(ValueError):
+class SpeechError(ItemError):
     """Text, or a sentence, with nothing a voice can say; `kind` is "empty" or
     "unspeakable"."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 def sentences(text: str, language: str = "en", max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..catalog import default_source
+from ..errors import ItemError
 from ..info import ModelInfo
 from ..sources import SourceError, parse_source, read_snapshot_manifest, write_snapshot_manifest
 from . import languages
@@ -50,17 +51,9 @@ class Translation:
     detection: Detection | None = None
 
 
-@dataclass
-class TranslationError(Exception):
+class TranslationError(ItemError):
     """A request the translator cannot serve. kind: unknown_language, unsupported_pair,
     undetectable (client errors) or engine (the engine failed)."""
-
-    kind: str
-    message: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True)
