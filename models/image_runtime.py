@@ -10,7 +10,6 @@ from typing import Any, Self
 
 import torch
 
-from .catalog import default_source
 from .device import Placement, choose_placement
 from .imaging import DEFAULT_MAX_PIXELS, ImageError, decode_slots
 from .info import ModelInfo
@@ -22,6 +21,7 @@ class ImageRuntime:
     `save(loaded, directory)`) and finish `__init__` by setting `self.info`."""
 
     loaders: ModuleType
+    default_source: str  # the source "default" names: weights that ship in a package
     info: ModelInfo
 
     def __init__(
@@ -51,7 +51,7 @@ class ImageRuntime:
         forward_chunk: int = 64,
     ) -> Self:
         """Load from a source URI ("default" is the catalog's offline default)."""
-        uri = default_source(cls.loaders.TASK) if source == "default" else source
+        uri = cls.default_source if source == "default" else source
         placement = choose_placement(device, dtype, channels_last, accelerated)
         return cls(
             cls.loaders.load(parse_source(uri)), placement, max_pixels=max_pixels, forward_chunk=forward_chunk
@@ -64,6 +64,11 @@ class ImageRuntime:
     @property
     def name(self) -> str:
         return self.info.name
+
+    @property
+    def cards(self) -> list[ModelInfo]:
+        """The model cards of what this runtime serves (one model)."""
+        return [self.info]
 
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `load(directory)` reads it back."""

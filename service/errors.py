@@ -1,84 +1,128 @@
-"""Client errors: one exception type, one JSON shape.
+"""One error shape, one table from error kinds to HTTP statuses.
 
-Every 4xx answer is `{"error": "<what was wrong and what is accepted>", "detail": ...}`.
-APIs raise `RequestError` and are wrapped with `answers_request_errors`;
-`middleware.ErrorShapeMiddleware` gives BentoML's own errors (input validation, unknown
-routes) the same shape.
+Every error answer is JSON `{"error": "<what was wrong and what is accepted>",
+"detail": [{"field", "index", "kind", "message", ...}]}` (`detail` only when there is
+something per field or item to say). Handlers raise `RequestError`; a runtime's per-item
+`ItemError`s become one RequestError through `item_errors`, whose status comes from
+STATUS, the only place a kind meets a status.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
-from starlette.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from models.image_header import ImageError
+from models.errors import ErrorKind, ItemError
 
-# ImageError.kind (and VideoError.kind, the same kinds) -> HTTP status
-IMAGE_ERROR_STATUS = {
-    "empty": HTTPStatus.BAD_REQUEST,
-    "corrupt": HTTPStatus.BAD_REQUEST,
-    "unsupported": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-    "too_large": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    "invalid": HTTPStatus.BAD_REQUEST,  # an option a model service refused
+STATUS: dict[ErrorKind, HTTPStatus] = {
+    ErrorKind.EMPTY: HTTPStatus.BAD_REQUEST,
+    ErrorKind.CORRUPT: HTTPStatus.BAD_REQUEST,
+    ErrorKind.INVALID: HTTPStatus.BAD_REQUEST,
+    ErrorKind.UNKNOWN_LANGUAGE: HTTPStatus.BAD_REQUEST,
+    ErrorKind.UNKNOWN_ITEM: HTTPStatus.NOT_FOUND,
+    ErrorKind.TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ErrorKind.UNSUPPORTED: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    ErrorKind.UNSUPPORTED_PAIR: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorKind.UNDETECTABLE: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorKind.UNSPEAKABLE: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorKind.UNPROCESSABLE: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorKind.TIMEOUT: HTTPStatus.UNPROCESSABLE_ENTITY,  # this input ran past its budget
+    ErrorKind.ENGINE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+# Answers that mean "not now": the client may send the same request again later.
+RETRYABLE = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
+RETRY_AFTER_S = 1
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-Outcome = TypeVar("Outcome", bound=BaseModel)
+
+class ErrorDetail(BaseModel):
+    """What was wrong with one field or one item of a list field."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    field: str | None = None
+    index: int | None = Field(None, description="position in the list field, from 0")
+    kind: str | None = Field(None, description="the error kind: " + ", ".join(k.value for k in ErrorKind))
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: str = Field(description="what was wrong and what is accepted")
+    detail: list[ErrorDetail] | None = Field(None, description="per field or item, when there is more to say")
 
 
 class RequestError(Exception):
-    """A 4xx answer; `detail` (JSON-able) is added to the body as is."""
+    """An error answer: status, message, and optional per-field details."""
 
-    def __init__(self, status: HTTPStatus, message: str, detail: Any = None):
+    def __init__(self, status: int, message: str, detail: Sequence[dict[str, Any]] | None = None):
         super().__init__(message)
-        self.status = status
+        self.status = int(status)
         self.message = message
-        self.detail = detail
+        self.detail = [dict(d) for d in detail] if detail else None
 
-    def response(self) -> JSONResponse:
+    def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message}
-        if self.detail is not None:
+        if self.detail:
             body["detail"] = self.detail
-        return JSONResponse(body, status_code=int(self.status))
+        return body
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self.status in RETRYABLE:
+            return [(b"retry-after", str(RETRY_AFTER_S).encode())]
+        return []
 
 
-def answers_request_errors(api: F) -> F:
-    """Turn a RequestError raised by an async API into its JSON response."""
-
-    @functools.wraps(api)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await api(*args, **kwargs)
-        except RequestError as error:
-            return error.response()
-
-    return wrapper  # type: ignore[return-value]
+def status_of(kind: ErrorKind | str) -> int:
+    return int(STATUS[ErrorKind(kind)])
 
 
-def image_request_error(field: str, failures: list[tuple[int, ImageError]]) -> RequestError:
-    """One RequestError for all bad images of a request; the status is the first one's."""
+def from_item_error(error: ItemError, field: str | None = None, index: int | None = None) -> RequestError:
+    """One runtime ItemError as the answer of a whole request."""
+    prefix = f"{field}[{index}]: " if field is not None and index is not None else ""
+    prefix = prefix or (f"{field}: " if field else "")
+    detail = {
+        "field": field,
+        "index": index,
+        "kind": error.kind.value,
+        "message": error.message,
+        **error.detail,
+    }
+    return RequestError(status_of(error.kind), prefix + error.message, [_compact(detail)])
+
+
+def single(results: Sequence[Any], field: str | None = None) -> Any:
+    """The one result of a one-item batch; its ItemError as the request's error."""
+    (result,) = results
+    if isinstance(result, ItemError):
+        raise from_item_error(result, field)
+    return result
+
+
+def item_errors(results: Sequence[Any], field: str) -> list[Any]:
+    """`results` when none is an ItemError; else one RequestError naming every failed item
+    of `field` (its status is the first failure's)."""
+    failures = [(index, r) for index, r in enumerate(results) if isinstance(r, ItemError)]
+    if not failures:
+        return list(results)
     message = "; ".join(f"{field}[{index}]: {error.message}" for index, error in failures)
     detail = [
-        {"field": field, "index": index, "kind": error.kind, "message": error.message}
+        _compact(
+            {
+                "field": field,
+                "index": index,
+                "kind": error.kind.value,
+                "message": error.message,
+                **error.detail,
+            }
+        )
         for index, error in failures
     ]
-    return RequestError(IMAGE_ERROR_STATUS.get(failures[0][1].kind, HTTPStatus.BAD_REQUEST), message, detail)
+    raise RequestError(status_of(failures[0][1].kind), message, detail)
 
 
-def checked_outcomes(outcomes: list[Any], outcome_type: type[Outcome], field: str) -> list[Outcome]:
-    """A model service's per-item outcomes (`result` or `error`), as `outcome_type`;
-    raises one RequestError naming every failed item of `field`."""
-    typed = [outcome_type.model_validate(o) if isinstance(o, dict) else o for o in outcomes]
-    failures = [
-        (i, ImageError(o.error.kind, o.error.message))  # type: ignore[attr-defined]
-        for i, o in enumerate(typed)
-        if o.error  # type: ignore[attr-defined]
-    ]
-    if failures:
-        raise image_request_error(field, failures)
-    return typed
+def _compact(detail: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in detail.items() if value is not None}

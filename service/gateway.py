@@ -1,180 +1,185 @@
-"""PAIS entry service: the public HTTP surface, on one port.
+"""PAIS entry service: every served task's routes on one port.
 
-It parses and checks requests (cheap, header-only work, no torch in this process) and
-hands whole requests to per-task model services composed with `bentoml.depends`; those
-form batches across requests and run the models. Each task contributes an endpoints mixin
-(its public APIs and its model service dependency); the entry service is composed of the
-mixins of the tasks PAIS_TASKS names, so BentoML starts only their model services. GET
-/models and GET /stats gather from every model service found on the class.
+Built from the task declarations (service/tasks/): each served task with a runtime gets
+a runner, either its model service (service.model_service, composed with
+bentoml.depends, so BentoML starts it) or the runtime inside this process when its
+section says PAIS_<TASK>_SERVE_IN=entry. The routes are PAIS's own ASGI app
+(service.app), installed in front of BentoML's, which keeps /livez, /readyz and /metrics.
 
 Serve it with `bentoml serve service.gateway:PAIS` (what `make serve` does).
 """
+
+from __future__ import annotations
 
 import asyncio
 import math
 from typing import Any
 
 import bentoml
-from _bentoml_sdk.service.dependency import Dependency
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from .classification.endpoints import ClassificationEndpoints
-from .detection.endpoints import DetectionEndpoints
-from .middleware import (
-    ApiKeyMiddleware,
-    BodyLimitMiddleware,
-    ConcurrencyLimitMiddleware,
-    ErrorShapeMiddleware,
-)
-from .model_calls import ModelServiceError, answers_model_service_errors, ask_model_service, ask_once
-from .multipart import install_strict_multipart
-from .recommendation.endpoints import RecommendationEndpoints
-from .sagemaker import InvocationRoute, SageMakerMiddleware
+from .app import GetRoute, PaisApp
+from .bentoml_schema import schema as bentoml_schema
+from .context import Served
+from .errors import RequestError
+from .http_io import send_error
+from .middleware import ApiKeyMiddleware, ConcurrencyLimitMiddleware
+from .model_service import model_service
+from .model_store import load_task_runtime
+from .openapi import ModelsAnswer, document
+from .runners import InlineRunner, RemoteRunner
+from .sagemaker import SageMakerRoutes
 from .settings import Settings, get_settings
-from .speech import endpoints as speech_endpoints
-from .translation.endpoints import TranslationEndpoints, list_languages
-from .video.endpoints import VideoEndpoints
+from .tasks import TASKS
 
 settings = get_settings()
-install_strict_multipart()
-MODEL_READY_TIMEOUT_S = 5  # BentoML's own probe timeout
+SERVED = settings.served_tasks()
 
 
-# Each task's public endpoints, and the GET routes it adds to the mounted app.
-TASK_ENDPOINTS: dict[str, type] = {
-    "classification": ClassificationEndpoints,
-    "detection": DetectionEndpoints,
-    "video": VideoEndpoints,
-    "translation": TranslationEndpoints,
-    "speech": speech_endpoints.SpeechEndpoints,
-    "recommendation": RecommendationEndpoints,
-}
-TASK_GET_ROUTES: dict[str, list[Route]] = {
-    "translation": [Route("/translate/languages", list_languages, methods=["GET"])],
-    "speech": list(speech_endpoints.ROUTES),
-}
+def remote_tasks(settings: Settings) -> list[str]:
+    """Served tasks whose runtime runs in a model service of its own."""
+    return [
+        name
+        for name in settings.served_tasks()
+        if TASKS.get(name).runtime is not None and settings.section(name).serve_in == "model-service"
+    ]
 
 
-class Gateway:
-    """What the entry service does whatever tasks it serves."""
+def dependency_attribute(task: str) -> str:
+    return f"{task}_model_service"
+
+
+class Entry:
+    """One entry worker: its runners, and the app that serves the routes with them."""
+
+    def __init__(self) -> None:
+        runners: dict[str, Any] = {}
+        for name in SERVED:
+            task = TASKS.get(name)
+            if task.runtime is None:
+                continue
+            section = settings.section(name)
+            if section.serve_in == "model-service":
+                runners[name] = RemoteRunner(
+                    name, getattr(self, dependency_attribute(name)), section.max_batch_size
+                )
+            else:
+                cost = task.batch_cost
+                runner = InlineRunner(
+                    name,
+                    lambda task=task: load_inline(task, settings),
+                    section.max_batch_size,
+                    task.reads,
+                    lanes=task.lanes,
+                    cost=cost.cost if cost else None,
+                    max_cost=getattr(section, cost.limit) if cost else None,
+                )
+                runner.start()
+                runners[name] = runner
+        self.served = Served(settings, TASKS, runners)
+        FRONT.start(self.served)
 
     async def __is_ready__(self) -> bool:
-        """Ready when every model service answers its /readyz; a timeout means not yet."""
-        probes = [service.is_ready(MODEL_READY_TIMEOUT_S) for service in self.model_services().values()]
-        return all(answer is True for answer in await asyncio.gather(*probes, return_exceptions=True))
+        return await self.served.ready()
 
-    def model_services(self) -> dict[str, Any]:
-        """Every model service this entry service depends on, by attribute name."""
-        cls = type(self)
-        return {name: getattr(self, name) for name in dir(cls) if isinstance(getattr(cls, name), Dependency)}
 
-    async def model_cards(self) -> list[dict[str, Any]]:
-        """Every loaded model with task, source, version and licence (asked once per
-        worker: models do not change while a server runs). Raises ModelServiceError."""
-        cards = []
-        for name, service in self.model_services().items():
-            cards.extend(await ask_once(self, name, service, "model_info"))
-        return cards
+def load_inline(task: Any, settings: Settings) -> Any:
+    """An entry-served runtime, with torch held to one intra-op thread: these models are
+    light, and idle intra-op threads spinning on this worker's cores cost every request
+    here more than they win (a /recommend went from 1.7 to 17 ms in-process with two)."""
+    runtime = load_task_runtime(task, settings)
+    import sys
 
-    async def batch_stats(self) -> dict[str, Any]:
-        """Batch sizes per model service; one that does not answer is reported as such."""
-        stats: dict[str, Any] = {}
-        for name, service in self.model_services().items():
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    return runtime
+
+
+def build_app(served: Served, inner: Any) -> PaisApp:
+    """PaisApp with the routes every server has: /models, /stats, /docs.json, SageMaker's."""
+    openapi = document(served.tasks, served.settings)
+    bentoml_routes = bentoml_schema(served.tasks)
+
+    async def models() -> ModelsAnswer:
+        cards = await asyncio.gather(*(runner.cards() for runner in served.runners.values()))
+        return ModelsAnswer(models=[card for group in cards for card in group])
+
+    async def stats() -> dict[str, Any]:
+        async def one(runner: Any) -> Any:
             try:
-                stats[name] = await ask_model_service(name, service, "batch_stats")
-            except ModelServiceError as error:
-                stats[name] = {"error": str(error)}
-        return stats
+                return await runner.batch_stats()
+            except RequestError as error:
+                return {"error": error.message}
 
+        answers = await asyncio.gather(*(one(runner) for runner in served.runners.values()))
+        return dict(zip(served.runners, answers, strict=True))
+
+    async def docs() -> dict[str, Any]:
+        return openapi
+
+    async def schema_json() -> dict[str, Any]:
+        return bentoml_routes
+
+    routes: dict[tuple[str, str], Any] = {
+        ("GET", "/models"): GetRoute(models, ModelsAnswer),
+        ("GET", "/stats"): GetRoute(stats),
+        ("GET", "/docs.json"): GetRoute(docs),
+        ("GET", "/schema.json"): GetRoute(schema_json),
+        **SageMakerRoutes(served).routes(),
+    }
+    return PaisApp(inner, served, routes)
+
+
+class Front:
+    """The ASGI middleware BentoML installs; it hands requests to the PaisApp built when
+    the service instance starts (the runners need the instance's dependency proxies)."""
+
+    app: PaisApp | None = None
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        Front.inner_app = inner
+
+    @classmethod
+    def start(cls, served: Served) -> None:
+        cls.app = build_app(served, cls.inner_app)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.app is None:
+            if scope["type"] == "http" and scope["path"] not in ("/livez", "/healthz", "/readyz"):
+                return await send_error(send, RequestError(503, "the service is starting; retry shortly"))
+            return await self.inner(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+FRONT = Front
 
 # No BentoML max_concurrency here: its limiter sits outside the service's middleware and
-# would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health checks.
-# BentoML's own dependency probe in /readyz lets a timeout escape while a model service is
-# still loading; its timeout middleware then holds that request for the whole request timeout,
-# and shutdown waits for it (SIGTERM took up to PAIS_REQUEST_TIMEOUT_S once two model services
-# loaded side by side). Gateway.__is_ready__ probes the model services instead.
+# would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health
+# checks. BentoML's own dependency probe in /readyz lets a timeout escape while a model
+# service is still loading, and its timeout middleware then holds that request (and
+# shutdown) for the whole request timeout: Entry.__is_ready__ probes the runners instead.
 PAIS = bentoml.service(
     name="pais",
-    workers=settings.gateway_workers,
-    traffic={"timeout": settings.request_timeout_s},
+    workers=settings.entry_workers,
+    traffic={"timeout": settings.request_timeout_s + 5},
     runner_probe={"enabled": False},
 )(
     type(
         "PAIS",
-        (Gateway, *(TASK_ENDPOINTS[task] for task in settings.served_tasks)),
-        {"__module__": __name__, "__qualname__": "PAIS", "__doc__": "The PAIS entry service."},
+        (Entry,),
+        {
+            "__module__": __name__,
+            "__qualname__": "PAIS",
+            "__doc__": "The PAIS entry service.",
+            **{
+                dependency_attribute(name): bentoml.depends(model_service(TASKS.get(name), settings))
+                for name in remote_tasks(settings)
+            },
+        },
     )
 )
-
-
-@answers_model_service_errors
-async def list_models(request: Request) -> JSONResponse:
-    service = bentoml.get_current_service()
-    return JSONResponse({"models": await service.model_cards()})
-
-
-async def batch_stats(request: Request) -> JSONResponse:
-    service = bentoml.get_current_service()
-    return JSONResponse(await service.batch_stats())
-
-
-PAIS.mount_asgi_app(
-    Starlette(
-        routes=[
-            Route("/models", list_models, methods=["GET"]),
-            Route("/stats", batch_stats, methods=["GET"]),
-            *(route for task in settings.served_tasks for route in TASK_GET_ROUTES.get(task, [])),
-        ]
-    ),
-    path="/",
+PAIS.add_asgi_middleware(
+    ConcurrencyLimitMiddleware, limit=math.ceil(settings.max_concurrency / settings.entry_workers)
 )
-
-
-def invocation_routes() -> list[InvocationRoute]:
-    """The SageMaker /invocations routes every task mixin declares."""
-    return [route for base in PAIS.inner.__mro__ for route in vars(base).get("invocation_routes", ())]
-
-
-def default_invocation_task(routes: list[InvocationRoute]) -> str:
-    """classify when it is served, else the first task served."""
-    names = [route.task for route in routes]
-    return "classify" if "classify" in names else names[0]
-
-
-def middleware_stack(settings: Settings, routes: list[InvocationRoute]) -> list[tuple[type, dict[str, Any]]]:
-    """The entry service's ASGI middleware, outermost first. Load shedding and API keys
-    before anything; the SageMaker layer next, so that its in-process sub-requests get the
-    same error shapes and body limits as REST calls."""
-    return [
-        (
-            ConcurrencyLimitMiddleware,
-            {"limit": math.ceil(settings.max_concurrency / settings.gateway_workers)},
-        ),
-        (ApiKeyMiddleware, {"keys": settings.api_key_set}),
-        (
-            SageMakerMiddleware,
-            {
-                "routes": routes,
-                "default_task": settings.sagemaker_default_task or default_invocation_task(routes),
-                "max_request_bytes": settings.max_request_bytes,
-            },
-        ),
-        (ErrorShapeMiddleware, {}),
-        (
-            BodyLimitMiddleware,
-            {
-                "max_bytes": settings.max_request_bytes,
-                # a video upload has its own limit; the slack covers the multipart framing and form fields
-                "path_limits": {
-                    "/analyze_video": (settings.max_video_bytes + 64 * 1024, "PAIS_MAX_VIDEO_BYTES")
-                },
-            },
-        ),
-    ]
-
-
-for middleware, options in middleware_stack(settings, invocation_routes()):
-    PAIS.add_asgi_middleware(middleware, **options)
+PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
+PAIS.add_asgi_middleware(Front)

@@ -1,92 +1,79 @@
-"""What every model service shares: its BentoML configuration, and the `model_info` and
-`batch_stats` APIs that the entry service aggregates into GET /models and GET /stats.
+"""One model service for any task: a BentoML service holding the task's runtime.
 
-A model service holds one or more runtimes from `models/`, exposes batchable APIs whose
-items carry their own options, and is reached only through the entry service.
+`model_service(task, settings)` builds it from the declaration: `predict_batch` (adaptive
+batching across requests and entry workers; items and results cross the hop pickled, one
+by one), `cards`, `read` (the task's declared read-only runtime answers) and
+`batch_stats`. Every task is placed the same way: each worker loads its runtime on the
+device `worker_device` picks, and no service reserves a GPU for itself, so several model
+services share one GPU.
 """
 
-import threading
-from collections import Counter, defaultdict
+from __future__ import annotations
+
+import pickle
 from typing import Any
 
 import bentoml
 
-from models.catalog import load_runtime
-
-from .model_store import resolve_source
+from .model_store import load_task_runtime
+from .runners import BatchStats, predict_isolated
 from .settings import Settings
+from .task import Task
 
 
-def model_service_options(name: str, workers: int, settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of `@bentoml.service` for a model service."""
-    return {
-        "name": name,
-        "workers": workers,
-        "traffic": {"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
+def model_service(task: Task, settings: Settings) -> Any:
+    """The BentoML service class serving `task`'s runtime."""
+    section = settings.section(task.name)
+    reads = frozenset(task.reads)
+
+    class ModelService:
+        def __init__(self) -> None:
+            index = bentoml.server_context.worker_index or 1
+            self.runtime = load_task_runtime(task, settings, device=worker_device(settings.device, index))
+            self.stats = BatchStats()
+
+        @bentoml.api(
+            batchable=True,
+            max_batch_size=section.max_batch_size,
+            max_latency_ms=settings.batch_max_latency_ms,
+        )
+        def predict_batch(self, items: list[bytes]) -> list[bytes]:
+            self.stats.record(len(items))
+            results = predict_isolated(self.runtime, [pickle.loads(item) for item in items])
+            return [pickle.dumps(result, protocol=5) for result in results]
+
+        # async: BentoML runs sync APIs one at a time in one thread, so these would wait
+        # behind a running batch.
+        @bentoml.api
+        async def cards(self) -> list[dict[str, Any]]:
+            return [card.to_dict() for card in self.runtime.cards]
+
+        @bentoml.api
+        def read(self, name: str) -> Any:
+            if name not in reads:
+                raise ValueError(f"{task.name} declares no read {name!r}")
+            return getattr(self.runtime, name)()
+
+        @bentoml.api
+        async def batch_stats(self) -> dict[str, Any]:
+            return {"predict_batch": self.stats.snapshot()}
+
+    name = "".join(part.title() for part in task.name.split("_")) + "ModelService"
+    ModelService.__name__ = ModelService.__qualname__ = name
+    return bentoml.service(
+        name=f"pais-{task.name}",
+        workers=section.workers,
+        traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
         # BentoML's proxy recycles its connection every 100 requests even with requests in
-        # flight, which drops ~10% of calls under concurrency (see DESIGN.md).
-        "runner_connection": {"max_requests": 2**31 - 1},
-    }
+        # flight, which drops ~10% of calls under concurrency (docs/design.md).
+        runner_connection={"max_requests": 2**31 - 1},
+    )(ModelService)
 
 
-def batchable_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of `@bentoml.api` for a model service's batchable API."""
-    return {
-        "batchable": True,
-        "max_batch_size": settings.max_batch_size,
-        "max_latency_ms": settings.batch_max_latency_ms,
-    }
-
-
-def load_task_runtime(task: str, settings: Settings) -> Any:
-    """The runtime of `task` from its stored copy (or configured source), placed and
-    limited as the settings say. Imports torch: call it in a model service's __init__."""
-    return load_runtime(
-        task,
-        resolve_source(task, settings),
-        device=worker_device(settings.device),
-        dtype=settings.dtype,
-        max_pixels=settings.max_image_pixels,
-        forward_chunk=settings.max_batch_size,
-    )
-
-
-class ModelService:
-    """Mixin for model service classes. Subclasses override `model_cards` when they hold
-    more than `self.runtime`, and call `record_batch` from each batchable API."""
-
-    def model_cards(self) -> list[dict[str, Any]]:
-        return [self.runtime.info.to_dict()]  # type: ignore[attr-defined]
-
-    # Batches are recorded from the thread a sync API runs in and read on the event loop
-    # (batch_stats): the lock keeps a reader from iterating while a new key is added.
-    _batch_sizes_lock = threading.Lock()
-
-    def record_batch(self, api: str, size: int) -> None:
-        with self._batch_sizes_lock:
-            if not hasattr(self, "_batch_sizes"):
-                self._batch_sizes: defaultdict[str, Counter[int]] = defaultdict(Counter)
-            self._batch_sizes[api][size] += 1
-
-    # async: BentoML runs sync APIs one at a time in one thread, so these would wait
-    # behind a running batch.
-    @bentoml.api
-    async def model_info(self) -> list[dict[str, Any]]:
-        return self.model_cards()
-
-    @bentoml.api
-    async def batch_stats(self) -> dict[str, dict[str, int]]:
-        """Batch sizes this worker formed since start: {api: {size: count}}."""
-        with self._batch_sizes_lock:
-            sizes = getattr(self, "_batch_sizes", {})
-            return {
-                api: {str(size): n for size, n in sorted(counts.items())} for api, counts in sizes.items()
-            }
-
-
-def worker_device(setting: str, worker_index: int | None = None, gpu_count: int | None = None) -> str:
-    """The device for this model worker: with several GPUs and PAIS_DEVICE auto or cuda,
-    workers take them in turn (BentoML would otherwise put every worker on GPU 0)."""
+def worker_device(setting: str, worker_index: int, gpu_count: int | None = None) -> str:
+    """The device of model worker `worker_index` (from 1): with several GPUs and
+    PAIS_DEVICE auto or cuda, workers take them in turn (BentoML would put every worker
+    on GPU 0); otherwise the setting as it is."""
     if setting not in ("auto", "cuda"):
         return setting
     if gpu_count is None:
@@ -95,6 +82,4 @@ def worker_device(setting: str, worker_index: int | None = None, gpu_count: int 
         gpu_count = torch.cuda.device_count()
     if gpu_count <= 1:
         return setting
-    if worker_index is None:
-        worker_index = bentoml.server_context.worker_index or 1
     return f"cuda:{(worker_index - 1) % gpu_count}"

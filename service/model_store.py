@@ -12,6 +12,7 @@ A task may also be pointed at any model in the store with `bentoml:<name>[:<vers
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -20,10 +21,11 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import NotFound
 
-from models.catalog import CATALOG, load_runtime, runtime_class
 from models.sources import SNAPSHOT_FILE
 
 from .settings import Settings, get_settings
+from .task import Task
+from .tasks import TASKS
 
 log = logging.getLogger("pais.model_store")
 
@@ -35,7 +37,32 @@ def store_name(task: str) -> str:
 
 
 def configured_source(task: str, settings: Settings) -> str:
-    return getattr(settings, f"{task}_model")
+    return settings.section(task).model
+
+
+def runtime_class(task: Task) -> Any:
+    """The runtime class a declaration names ("module:Class"); imports it (and torch)."""
+    if task.runtime is None:
+        raise ValueError(f"task {task.name!r} has no runtime of its own")
+    module, _, name = task.runtime.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_runtime(task: Task, source: str, **options: Any) -> Any:
+    """Load `task`'s runtime from `source` (e.g. device="cpu")."""
+    return runtime_class(task).load(source, **options)
+
+
+def load_task_runtime(task: Task, settings: Settings, device: str | None = None) -> Any:
+    """The runtime of `task` from its stored copy (or configured source), on `device`
+    (default PAIS_DEVICE), with the options its section sets. Imports torch."""
+    return load_runtime(
+        task,
+        resolve_source(task.name, settings),
+        device=device or settings.device,
+        dtype=settings.dtype,
+        **task.runtime_options(settings.section(task.name), settings),
+    )
 
 
 def stored_reference(source: str) -> str | None:
@@ -89,14 +116,15 @@ def import_model(task: str, settings: Settings) -> str:
     source = configured_source(task, settings)
     if stored_reference(source) is not None:
         return f"{task}: {source} is served from the store as it is"
-    probe = getattr(runtime_class(task), "source_version", None)
+    declaration = TASKS.get(task)
+    probe = getattr(runtime_class(declaration), "source_version", None)
     if probe is not None and (current := _up_to_date(task, source, probe(source))):
         return current
-    runtime = load_runtime(task, source, device="cpu", dtype="fp32")
-    if current := _up_to_date(task, source, runtime.info.version):
+    runtime = load_runtime(declaration, source, device="cpu", dtype="fp32")
+    if current := _up_to_date(task, source, runtime.cards[0].version):
         return current
     tag = store_runtime(store_name(task), task, runtime)
-    return f"{task}: stored {tag} from {source} ({runtime.info.version})"
+    return f"{task}: stored {tag} from {source} ({runtime.cards[0].version})"
 
 
 def _up_to_date(task: str, source: str, version: str | None) -> str | None:
@@ -114,7 +142,7 @@ def store_runtime(name: str, task: str, runtime: Any) -> str:
     """Save a runtime's snapshot as a new version of `name` in the store; returns the tag.
     The metadata is the model card without runtime details, plus its held-out evaluation
     when the runtime measured one."""
-    info = runtime.info
+    info = getattr(runtime, "info", None) or runtime.cards[0]
     metadata = {key: value for key, value in info.to_dict().items() if key != "details"}
     if "evaluation" in info.details:
         metadata["evaluation"] = info.details["evaluation"]
@@ -123,19 +151,22 @@ def store_runtime(name: str, task: str, runtime: Any) -> str:
     return str(model.tag)
 
 
+def model_tasks() -> list[str]:
+    """The tasks with a model of their own (what the store holds, and the bento ships)."""
+    return [task.name for task in TASKS.all() if task.runtime is not None]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Import the selected models into the BentoML model store.")
+    tasks = model_tasks()
     parser.add_argument(
-        "tasks",
-        nargs="*",
-        default=list(CATALOG),
-        help=f"tasks to import (default: all: {', '.join(CATALOG)})",
+        "tasks", nargs="*", default=tasks, help=f"tasks to import (default: all: {', '.join(tasks)})"
     )
     args = parser.parse_args(argv)
     settings = get_settings()
     for task in args.tasks:
-        if task not in CATALOG:
-            parser.error(f"unknown task {task!r}; tasks: {', '.join(CATALOG)}")
+        if task not in tasks:
+            parser.error(f"unknown task {task!r}; tasks: {', '.join(tasks)}")
         print(import_model(task, settings), flush=True)
     return 0
 

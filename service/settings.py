@@ -1,228 +1,210 @@
-"""Every PAIS setting, in one place: environment variables with the PAIS_ prefix.
+"""Every PAIS setting, read from the environment in one place and checked at start-up.
 
-`python -m service.settings` prints the table that README.md carries (a test keeps the
-two in step). Values are checked at start-up, so a typo fails loudly instead of serving
-with a silent default.
+Global settings are `PAIS_<FIELD>`; each task's section (declared in service/tasks/) is
+`PAIS_<TASK>_<FIELD>`. A value that does not parse, a field a section does not have
+(`PAIS_TRANSLATION_MAX_TEXT_CHAR`) or a name from before the sections existed fails
+loudly at start-up with what to write instead, rather than serving with a silent default.
+
+`python -m service.settings` prints the table that docs/operations.md carries (a test
+keeps the two in step).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from models.catalog import default_source
+from .config import MIB, ModelSettings, TaskSettings, setting
+from .tasks import TASKS, TaskRegistry
 
 PREFIX = "PAIS_"
-# What PAIS_TASKS may name: the catalog's tasks, plus video (served from detection and
-# classification models, so it has no model of its own).
-SERVABLE_TASKS = ("classification", "detection", "video", "translation", "speech", "recommendation")
-MIB = 1024 * 1024
 
-
-def _setting(default: Any, help: str, minimum: int | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "minimum": minimum})
+# Names of the flat settings that per-task sections replaced: a clear error, not a silent default.
+RENAMED = {
+    "PAIS_MAX_IMAGES_PER_REQUEST": "PAIS_CLASSIFICATION_MAX_IMAGES and PAIS_DETECTION_MAX_IMAGES",
+    "PAIS_GATEWAY_WORKERS": "PAIS_ENTRY_WORKERS",
+    "PAIS_MAX_BATCH_SIZE": "PAIS_CLASSIFICATION_MAX_BATCH_SIZE and PAIS_DETECTION_MAX_BATCH_SIZE",
+    "PAIS_MAX_VIDEO_BYTES": "PAIS_VIDEO_MAX_BYTES",
+    "PAIS_MAX_VIDEO_DURATION_S": "PAIS_VIDEO_MAX_DURATION_S",
+    "PAIS_MAX_VIDEO_FRAMES": "PAIS_VIDEO_MAX_FRAMES",
+    "PAIS_MAX_TEXTS_PER_REQUEST": "PAIS_TRANSLATION_MAX_TEXTS",
+    "PAIS_MAX_TEXT_CHARS": "PAIS_TRANSLATION_MAX_TEXT_CHARS",
+    "PAIS_MAX_TRANSLATE_CHARS": "PAIS_TRANSLATION_MAX_REQUEST_CHARS",
+    "PAIS_MAX_SPEECH_CHARS": "PAIS_SPEECH_MAX_CHARS",
+    "PAIS_RECOMMENDATION_BATCH_SIZE": "PAIS_RECOMMENDATION_MAX_BATCH_SIZE",
+    "PAIS_MAX_RECOMMENDATIONS": "PAIS_RECOMMENDATION_MAX_K",
+    "PAIS_MAX_LIKED_ITEMS": "PAIS_RECOMMENDATION_MAX_LIKED_ITEMS",
+    "PAIS_MAX_QUERY_CHARS": "PAIS_RECOMMENDATION_MAX_QUERY_CHARS",
+}
 
 
 @dataclass(frozen=True)
 class Settings:
-    # models
-    classification_model: str = _setting(
-        default_source("classification"),
-        "Source URI of the classification model (packaged:, torchvision:, hf:, s3://, a directory).",
+    """The settings every task shares (PAIS_<FIELD>), and each served task's section."""
+
+    device: str = setting(
+        "auto",
+        "Device for the models: auto (CUDA when present), cpu, cuda or cuda:N. Model-service "
+        "workers take the GPUs in turn; several model services share one GPU.",
     )
-    detection_model: str = _setting(
-        default_source("detection"),
-        "Source URI of the object detection model (packaged:, torchvision:, hf:, s3://, a directory).",
+    dtype: str = setting(
+        "auto",
+        "Compute dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16 (half: faster, less exact).",
     )
-    device: str = _setting("auto", "Device for the models: auto (CUDA when present), cpu, cuda or cuda:N.")
-    dtype: str = _setting("auto", "Compute dtype: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")
-    # read by models.sources.cache_root(), which must not import the service layer
-    cache_dir: str = _setting("", "Where s3:// model sources are downloaded to (unset: ~/.cache/pais).")
-    model_dir: str = _setting(
-        "", "Directory of model artifacts, one sub-directory per task (the container sets /opt/ml/model)."
-    )
-    tasks: str = _setting(
+    tasks: str = setting(
         "all",
-        "Tasks this server serves, comma-separated: classification, detection, video, translation, "
-        "speech, recommendation (video also starts detection and classification), or all. Fewer "
-        "tasks start faster and use less memory (a server with all of them holds ~4 GB).",
+        "Tasks this server serves, comma-separated, or all. Fewer tasks start faster and use "
+        "less memory (all of them hold ~4 GB); a task also starts the tasks it builds on "
+        "(video: detection and classification).",
     )
-    sagemaker_default_task: str = _setting(
-        "",
-        "Task of a SageMaker /invocations call whose custom attributes name none "
-        "(unset: classify, or the first task served).",
-    )
-    # request limits
-    max_request_bytes: int = _setting(64 * MIB, "Largest request body accepted, in bytes (413 beyond).", 1)
-    max_image_pixels: int = _setting(
-        50_000_000,
-        "Largest image accepted, in pixels (width x height), checked before decoding "
-        "(PIL caps it at ~179 MP).",
-        1,
-    )
-    max_images_per_request: int = _setting(64, "Most images in one /classify or /detect request.", 1)
-    max_video_bytes: int = _setting(
-        256 * MIB,
-        "Largest video accepted by /analyze_video, in bytes (its request body may be this large).",
-        1,
-    )
-    max_video_duration_s: int = _setting(600, "Longest video accepted by /analyze_video, in seconds.", 1)
-    max_video_frames: int = _setting(
-        600, "Most frames one /analyze_video request may analyse (duration x sample_fps).", 1
-    )
-    # serving
-    api_keys: str = _setting(
+    api_keys: str = setting(
         "",
         "Comma-separated API keys; when set, every request but health checks (/livez, /readyz, "
-        "/healthz, /ping) needs "
-        "`Authorization: Bearer <key>` or `X-API-Key`.",
+        "/ping) needs `Authorization: Bearer <key>` or `X-API-Key`. Not for SageMaker "
+        "endpoints, which authenticate callers with IAM.",
     )
-    gateway_workers: int = _setting(1, "Worker processes of the HTTP entry service (parsing, validation).", 1)
-    classification_workers: int = _setting(
-        1, "Worker processes of the classification model service (each holds a model copy).", 1
-    )
-    detection_workers: int = _setting(
-        1, "Worker processes of the detection model service (each holds a model copy).", 1
-    )
-    video_workers: int = _setting(
-        1, "Worker processes of the video service (decodes videos, sends frames to the model services).", 1
-    )
-    max_batch_size: int = _setting(64, "Largest batch adaptive batching forms for an image model.", 2)
-    batch_max_latency_ms: int = _setting(
-        30_000, "Adaptive batching's latency budget; work that cannot start within it is refused with 503.", 1
-    )
-    request_timeout_s: int = _setting(
-        120, "Longest a request may run before it is answered with a timeout.", 1
-    )
-    max_concurrency: int = _setting(256, "Requests in flight per service before new ones get 429.", 1)
-    # translation
-    translation_model: str = _setting(
-        default_source("translation"),
-        "Translation engines, comma-separated, first listed served first: apertium:* (every installed "
-        "pair), apertium:<eng-spa or en-es>, hf:<id> or a directory (Marian, M2M-100, NLLB); prefix "
-        "<src>-<tgt>= to name a model's pair.",
-    )
-    translation_allow_pivot: bool = _setting(
-        False, "Serve pairs without a direct engine through English (two hops; answers name the route)."
-    )
-    max_texts_per_request: int = _setting(128, "Most texts in one /translate request.", 1)
-    max_text_chars: int = _setting(10_000, "Longest text /translate accepts, in characters.", 1)
-    max_translate_chars: int = _setting(
-        200_000,
-        "Most characters in one /translate request, all texts together (apertium translates "
-        "~40,000 a second per pair here: the default keeps a request well inside the timeout).",
+    entry_workers: int = setting(
+        1,
+        "Worker processes of the HTTP entry service (parsing, validation, entry-served models). "
+        "More serve more light requests at once; each holds the entry-served models.",
         1,
     )
-    translation_workers: int = _setting(
-        1, "Worker processes of the translation model service (each holds its engines).", 1
+    request_timeout_s: int = setting(
+        120, "Longest a request may run; past it the work is stopped and the answer is a 504.", 1
     )
-    translation_max_batch_size: int = _setting(
-        32, "Most /translate requests adaptive batching puts in one batch of the translation service.", 1
+    batch_max_latency_ms: int = setting(
+        30_000,
+        "A model service's batching budget: work that cannot start within it is refused with "
+        "503 (small values refuse bursts that would have finished in time).",
+        1,
     )
-    translation_pipelines_per_pair: int = _setting(
-        2, "Apertium pipelines per language pair and worker (started on demand, ~13 processes each).", 1
+    max_concurrency: int = setting(
+        256, "Requests in flight per entry worker before new ones get 429 (health checks exempt).", 1
     )
-    translation_engine_timeout_s: int = _setting(
-        30, "An apertium pipeline that answers nothing for this long while busy is killed and replaced.", 1
+    max_request_bytes: int = setting(
+        64 * MIB, "Largest request body accepted, in bytes (413 beyond); video has its own limit.", 1
     )
-    translation_unknown_marks: bool = _setting(
-        False, "Keep apertium's marks on words it could not translate (*word, #word, @word)."
+    max_image_pixels: int = setting(
+        50_000_000,
+        "Largest image accepted, in pixels (width x height), checked on the header before any "
+        "decoding (PIL itself refuses ~179 MP).",
+        1,
     )
-    translation_generation_batch: int = _setting(
-        64, "Sentences per generate() call of a neural translation model.", 1
+    max_request_pixels: int = setting(
+        200_000_000,
+        "Most pixels of all images of one request together, checked on the headers: bounds the "
+        "decoding work one request may ask for.",
+        1,
     )
-    # speech synthesis
-    speech_model: str = _setting(
-        default_source("speech"),
-        "Source URI of the speech synthesis voice (packaged:, hf:, s3://, a directory).",
+    max_json_depth: int = setting(
+        32, "Deepest nesting accepted in a JSON body (requests nest 3 levels at most).", 2
     )
-    speech_workers: int = _setting(
-        1, "Worker processes of the speech model service (each holds a voice copy).", 1
+    cache_dir: str = setting("", "Where s3:// model sources are downloaded to (unset: ~/.cache/pais).")
+    model_dir: str = setting(
+        "", "Directory of model artifacts, one sub-directory per task (the container sets /opt/ml/model)."
     )
-    max_speech_chars: int = _setting(
-        5000, "Most characters of text in one /synthesize or /synthesize/stream request (413 beyond).", 1
+    task_modules: str = setting(
+        "",
+        "Extra task declarations to serve beside the built-in ones: comma-separated module names, "
+        "each defining TASK (see docs/design.md, Adding a task).",
     )
-    speech_max_batch_size: int = _setting(
-        32, "Largest batch of sentences adaptive batching forms for the speech voice.", 1
+    sagemaker_default_task: str = setting(
+        "",
+        "Operation of a SageMaker /invocations call whose custom attributes name none "
+        "(unset: classify, or the first operation served).",
     )
-    # recommendation
-    recommendation_model: str = _setting(
-        default_source("recommendation"),
-        "Source URI of the recommendation model: packaged:movielens-100k (trained by `make models`), "
-        "a snapshot directory or s3:// archive, or bentoml:<name> for a model trained with "
-        "`python -m models.recommendation train`.",
-    )
-    recommendation_workers: int = _setting(
-        1, "Worker processes of the recommendation model service (each holds a model copy).", 1
-    )
-    recommendation_batch_size: int = _setting(
-        64, "Largest batch adaptive batching forms for recommendations (one matrix product per batch).", 2
-    )
-    max_recommendations: int = _setting(
-        100, "Largest k one /recommend or /similar_items request may ask for.", 1
-    )
-    max_liked_items: int = _setting(500, "Most liked_items one /recommend request may send.", 1)
-    max_query_chars: int = _setting(1000, "Longest /recommend query, in characters.", 1)
+    sections: dict[str, TaskSettings] | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, registry: TaskRegistry | None = None
+    ) -> Settings:
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = environ.get(env_name(f.name))
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f, raw)
-        return cls(**values)
+        registry = registry or TASKS
+        _refuse_renamed(environ, registry)
+        values = read_fields(cls, PREFIX, environ)
+        sections = {
+            task.name: task.settings(**read_fields(task.settings, section_prefix(task.name), environ))
+            for task in registry.all()
+        }
+        return cls(**values, sections=sections)
 
     def __post_init__(self) -> None:
         if self.api_keys.strip() and not self.api_key_set:
-            raise ValueError(f"{env_name('api_keys')} is set but holds no key; unset it or list keys")
-        self.served_tasks  # noqa: B018  (validates PAIS_TASKS at start-up)
+            raise ValueError(f"{PREFIX}API_KEYS is set but holds no key; unset it or list keys")
+        if self.sections is None:
+            object.__setattr__(self, "sections", {task.name: task.settings() for task in TASKS.all()})
 
-    @property
-    def served_tasks(self) -> tuple[str, ...]:
-        """PAIS_TASKS as a tuple of task names, in the catalog's order."""
-        names = {name.strip() for name in self.tasks.split(",") if name.strip()}
-        if names == {"all"}:
-            return SERVABLE_TASKS
-        unknown = names - set(SERVABLE_TASKS)
-        if unknown or not names:
-            raise ValueError(
-                f"{env_name('tasks')}={self.tasks!r}: unknown task(s) {sorted(unknown)}; "
-                f"accepted: {', '.join(SERVABLE_TASKS)} or all"
-            )
-        return tuple(task for task in SERVABLE_TASKS if task in names)
+    def section(self, task: str) -> Any:
+        """The settings section of `task` (a subclass of TaskSettings)."""
+        assert self.sections is not None
+        return self.sections[task]
 
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
+    def served_tasks(self, registry: TaskRegistry | None = None) -> tuple[str, ...]:
+        """PAIS_TASKS with the tasks they build on, in the registry's order."""
+        return (registry or TASKS).served(self.tasks)
 
-def env_name(field_name: str) -> str:
-    return PREFIX + field_name.upper()
+
+def section_prefix(task: str) -> str:
+    return f"{PREFIX}{task.upper()}_"
 
 
-def _parse(f: Any, raw: str) -> Any:
-    if f.type in ("bool", bool):
+def read_fields(cls: type, prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The fields of dataclass `cls` set in `environ` as <prefix><FIELD>, parsed."""
+    values: dict[str, Any] = {}
+    for spec in fields(cls):
+        if spec.name == "sections":
+            continue
+        raw = environ.get(prefix + spec.name.upper())
+        if raw is None or raw.strip() == "":
+            continue
+        values[spec.name] = _parse(spec, prefix + spec.name.upper(), raw)
+    return values
+
+
+def _refuse_renamed(environ: Mapping[str, str], registry: TaskRegistry) -> None:
+    problems = []
+    for name, new in RENAMED.items():
+        if new and environ.get(name, "").strip():
+            problems.append(f"{name} is now {new}")
+    for task in registry.all():
+        prefix = section_prefix(task.name)
+        known = {prefix + spec.name.upper() for spec in fields(task.settings)}
+        for name in environ:
+            if name.startswith(prefix) and name not in known and environ[name].strip():
+                accepted = ", ".join(sorted(known))
+                problems.append(f"{name} is not a setting of task {task.name}; its settings: {accepted}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _parse(spec: Any, name: str, raw: str) -> Any:
+    kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+    if kind == "bool":
         value = raw.strip().lower()
         if value not in _BOOLEANS:
-            raise ValueError(
-                f"{env_name(f.name)}={raw!r} is not a boolean; use one of {', '.join(_BOOLEANS)}"
-            )
+            raise ValueError(f"{name}={raw!r} is not a boolean; use one of {', '.join(_BOOLEANS)}")
         return _BOOLEANS[value]
-    if f.type in ("int", int):
+    if kind == "int":
         try:
-            value = int(raw.replace("_", ""))
+            number = int(raw.strip().replace("_", ""))
         except ValueError:
-            raise ValueError(f"{env_name(f.name)}={raw!r} is not an integer") from None
-        minimum = f.metadata.get("minimum")
-        if minimum is not None and value < minimum:
-            raise ValueError(f"{env_name(f.name)}={value} is below its minimum {minimum}")
-        return value
-    return raw.strip()
+            raise ValueError(f"{name}={raw!r} is not an integer") from None
+        minimum = spec.metadata.get("minimum")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{name}={number} is below its minimum {minimum}")
+        return number
+    value = raw.strip()
+    choices = spec.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{name}={value!r}: accepted values are {', '.join(choices)}")
+    return value
 
 
 _BOOLEANS = {
@@ -237,11 +219,22 @@ _BOOLEANS = {
 }
 
 
-def markdown_table() -> str:
-    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for f in fields(Settings):
-        default = f.default if f.default != "" else "(unset)"
-        lines.append(f"| `{env_name(f.name)}` | `{default}` | {f.metadata['help']} |")
+def markdown_table(registry: TaskRegistry | None = None) -> str:
+    """Every setting with its default and help: the global ones, then each task's section."""
+    registry = registry or TASKS
+    lines = ["| variable | default | what it does, and the trade-off |", "| --- | --- | --- |"]
+
+    def rows(cls: type, prefix: str) -> None:
+        for spec in fields(cls):
+            if spec.name == "sections":
+                continue
+            default = spec.default if spec.default is not MISSING else ""
+            shown = f"`{default}`" if default != "" else "(unset)"
+            lines.append(f"| `{prefix}{spec.name.upper()}` | {shown} | {spec.metadata['help']} |")
+
+    rows(Settings, PREFIX)
+    for task in registry.all():
+        rows(task.settings, section_prefix(task.name))
     return "\n".join(lines)
 
 
@@ -254,6 +247,9 @@ def get_settings() -> Settings:
     if _current is None:
         _current = Settings.from_env()
     return _current
+
+
+__all__ = ["MIB", "ModelSettings", "Settings", "TaskSettings", "get_settings", "markdown_table"]
 
 
 if __name__ == "__main__":

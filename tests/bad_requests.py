@@ -36,14 +36,14 @@ def image_upload_cases() -> Cases:
         "misspelt field": (
             {"files": [("image", ("x.jpg", CAT_JPEG))]},
             400,
-            "unexpected form field(s): image",
+            "unexpected field(s): image",
         ),
         "text instead of a file": (
             {"data": {"images": "http://example.com/cat.jpg"}},
             400,
             "uploaded as files",
         ),
-        "json body": ({"json": {}}, 400, "images"),
+        "json body": ({"json": {}}, 415, "multipart/form-data"),
         "malformed multipart": (
             {"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=xyz"}},
             400,

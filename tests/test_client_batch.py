@@ -30,13 +30,17 @@ from .servers import BIN, bentoml_serve, free_port, running_server, service_env
 
 pytestmark = pytest.mark.server
 API_KEY = "batch-test-key"
-MAX_IMAGES = 8  # the server's PAIS_MAX_IMAGES_PER_REQUEST: below the SDK's default batch of 16
+MAX_IMAGES = 8  # the server's PAIS_CLASSIFICATION_MAX_IMAGES: below the SDK's default batch of 16
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     port = free_port()
-    env = service_env(PAIS_API_KEYS=API_KEY, PAIS_MAX_IMAGES_PER_REQUEST=str(MAX_IMAGES))
+    env = service_env(
+        PAIS_API_KEYS=API_KEY,
+        PAIS_CLASSIFICATION_MAX_IMAGES=str(MAX_IMAGES),
+        PAIS_DETECTION_MAX_IMAGES=str(MAX_IMAGES),
+    )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
 

@@ -37,7 +37,9 @@ def runtime() -> Iterator[str]:
     """The shim's URL, in front of the container entrypoint serving SageMaker's contract."""
     port = free_port()
     command = [sys.executable, "-m", "deploy.entrypoint", "serve", "--host", "127.0.0.1"]
-    env = service_env(SAGEMAKER_BIND_TO_PORT=str(port), PAIS_MAX_IMAGES_PER_REQUEST="8")
+    env = service_env(
+        SAGEMAKER_BIND_TO_PORT=str(port), PAIS_CLASSIFICATION_MAX_IMAGES="8", PAIS_DETECTION_MAX_IMAGES="8"
+    )
     with (
         running_server(command, port, env, ready_path="/ping") as container,
         SageMakerRuntimeShim(container, ENDPOINT).running() as shim,

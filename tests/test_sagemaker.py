@@ -343,7 +343,7 @@ def test_detect_and_analyze_video_through_invocations(sagemaker, tmp_path):
     ("env", "message"),
     [
         ({"PAIS_DEVICE": "cuda"}, "CUDA is not available"),
-        ({"PAIS_MAX_BATCH_SIZE": "lots"}, "is not an integer"),
+        ({"PAIS_CLASSIFICATION_MAX_BATCH_SIZE": "lots"}, "is not an integer"),
     ],
     ids=["gpu-image-without-gpu", "bad-setting"],
 )

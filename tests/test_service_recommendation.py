@@ -20,7 +20,7 @@ from .movielens import (
 )
 
 pytestmark = pytest.mark.server
-MAX_K = get_settings().max_recommendations
+MAX_K = get_settings().section("recommendation").max_k
 
 
 def post(url: str, route: str, body: object) -> httpx.Response:
@@ -101,12 +101,17 @@ BAD_REQUESTS: dict[str, tuple[str, object, int, str]] = {
         "unknown item id(s): 'nope'",
     ),
     "k zero": ("recommend", {"user_id": "1", "k": 0}, 400, "k: Input should be greater than or equal to 1"),
-    "k too big": ("recommend", {"user_id": "1", "k": MAX_K + 1}, 400, f"less than or equal to {MAX_K}"),
+    "k too big": (
+        "recommend",
+        {"user_id": "1", "k": MAX_K + 1},
+        400,
+        f"at most {MAX_K} (PAIS_RECOMMENDATION_MAX_K)",
+    ),
     "k too big (similar)": (
         "similar_items",
         {"item_id": STAR_WARS, "k": MAX_K + 1},
         400,
-        "k: Input should be",
+        "k: 101; at most 100",
     ),
     "k not a number": ("recommend", {"user_id": "1", "k": "ten"}, 400, "k: Input should be a valid integer"),
     "two inputs": ("recommend", {"user_id": "1", "query": "x"}, 400, "exactly one of user_id"),
@@ -115,7 +120,7 @@ BAD_REQUESTS: dict[str, tuple[str, object, int, str]] = {
         "recommend",
         {"user_id": "1", "exclude_seem": False},
         400,
-        "exclude_seem: Extra inputs",
+        "unexpected field(s): exclude_seem",
     ),
     "empty liked_items": (
         "recommend",
@@ -124,11 +129,11 @@ BAD_REQUESTS: dict[str, tuple[str, object, int, str]] = {
         "liked_items: List should have at least 1 item",
     ),
     "blank query": ("recommend", {"query": "   "}, 400, "query: String should have at least 1 character"),
-    "query too long": ("recommend", {"query": "x" * 1001}, 400, "query: String should have at most 1000"),
+    "query too long": ("recommend", {"query": "x" * 1001}, 400, "query: 1001 characters; at most 1000"),
     "empty user id": ("recommend", {"user_id": ""}, 400, "user_id: String should have at least 1 character"),
     "boolean id": ("similar_items", {"item_id": True}, 400, "item_id: Input should be a valid string"),
     "missing item_id": ("similar_items", {"k": 3}, 400, "item_id: Field required"),
-    "not an object": ("recommend", [1, 2], 400, "Input should be an object"),
+    "not an object": ("recommend", [1, 2], 400, "must be a JSON object"),
 }
 
 
@@ -144,7 +149,7 @@ def test_malformed_json_is_a_400(pais_server):
     response = httpx.post(
         f"{pais_server}/recommend", content=b"{user_id: 1", headers={"content-type": "application/json"}
     )
-    assert response.status_code == 400 and "Invalid JSON" in response.json()["error"]
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
 
 
 def test_models_lists_the_recommender_and_its_encoder(pais_server):
@@ -175,12 +180,12 @@ def test_sagemaker_invocations_reach_the_same_endpoints(pais_server):
 
 
 def test_concurrent_requests_are_batched(pais_server):
-    before = httpx.get(f"{pais_server}/stats").json()["recommendation"].get("recommend_batch", {})
+    before = httpx.get(f"{pais_server}/stats").json()["recommendation"].get("predict_batch", {})
     users = [str(u) for u in range(1, 65)]
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda u: post(pais_server, "recommend", {"user_id": u, "k": 5}), users))
     assert all(r.status_code == 200 and r.json()["strategy"] == "personal" for r in responses)
-    after = httpx.get(f"{pais_server}/stats").json()["recommendation"]["recommend_batch"]
+    after = httpx.get(f"{pais_server}/stats").json()["recommendation"]["predict_batch"]
     formed = {int(size): count - before.get(size, 0) for size, count in after.items()}
     assert sum(size * count for size, count in formed.items()) >= 64
     assert max(size for size, count in formed.items() if count > 0) > 1, formed

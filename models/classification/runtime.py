@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -16,25 +15,14 @@ from ..device import Placement
 from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
-from . import MAX_TOP_K, loaders
+from . import DEFAULT_SOURCE, MAX_TOP_K, loaders
 from .preprocess import BatchPreparer
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
-    index: int
-
-
-@dataclass(frozen=True)
-class Classification:
-    model: str
-    predictions: list[Prediction]  # sorted by score, highest first
+from .schema import Classification, ClassifyItem, Prediction
 
 
 class ImageClassifier(ImageRuntime):
     loaders = loaders
+    default_source = DEFAULT_SOURCE
 
     def __init__(
         self,
@@ -63,6 +51,10 @@ class ImageClassifier(ImageRuntime):
             if isinstance(result, ImageError):
                 raise result
         return results  # type: ignore[return-value]
+
+    def predict_batch(self, items: Sequence[ClassifyItem]) -> list[Classification | ImageError]:
+        """The runtime interface: one Classification or ImageError per item, in order."""
+        return self.classify_many([item.image for item in items], [item.top_k for item in items])
 
     def classify_many(
         self, images: Sequence[bytes | torch.Tensor], top_k: int | Sequence[int] = 5

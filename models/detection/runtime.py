@@ -8,42 +8,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
 from ..device import Placement
+from ..errors import ErrorKind
 from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
-from . import ANNOTATION_MEDIA_TYPES, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, loaders
+from . import ANNOTATION_MEDIA_TYPES, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, DEFAULT_SOURCE, loaders
 from .backend import Query, finish
 from .drawing import draw_detections
 from .options import DetectOptions, canonical_classes
+from .schema import Detection, DetectItem, ImageDetections
 
 # Index entries of torchvision's COCO list that are no class (gaps in COCO's ids).
 _PLACEHOLDER_LABELS = {"", "__background__", "N/A"}
 DEFAULT_OPTIONS = DetectOptions()
 
 
-@dataclass(frozen=True)
-class Detection:
-    label: str
-    score: float
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in input-image pixels (after EXIF)
-
-
-@dataclass(frozen=True)
-class ImageDetections:
-    model: str
-    width: int  # of the image as oriented by EXIF: what the boxes refer to
-    height: int
-    detections: list[Detection]  # highest score first
-    annotated: bytes | None = None  # the image with the detections drawn, when asked for
-
-
 class ObjectDetector(ImageRuntime):
     loaders = loaders
+    default_source = DEFAULT_SOURCE
 
     def __init__(
         self,
@@ -87,6 +74,27 @@ class ObjectDetector(ImageRuntime):
         for result in results:
             if isinstance(result, ImageError):
                 raise result
+        return results  # type: ignore[return-value]
+
+    def predict_batch(self, items: Sequence[DetectItem]) -> list[ImageDetections | ImageError]:
+        """The runtime interface: one ImageDetections or ImageError per item, in order; an
+        item whose options this model refuses (an unknown class) gets an `invalid` error."""
+        results: list[ImageDetections | ImageError | None] = [None] * len(items)
+        good = []
+        for index, item in enumerate(items):
+            try:
+                self.check_options(item.options, item.annotate)
+            except ValueError as error:
+                results[index] = ImageError(ErrorKind.INVALID, str(error))
+                continue
+            good.append(index)
+        found = self.detect_many(
+            [items[i].image for i in good],
+            [items[i].options for i in good],
+            [items[i].annotate for i in good],
+        )
+        for index, result in zip(good, found, strict=True):
+            results[index] = result
         return results  # type: ignore[return-value]
 
     def detect_many(

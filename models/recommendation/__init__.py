@@ -9,12 +9,25 @@ read this package without loading torch into its processes.
 
 from typing import Any
 
+from .schema import Ask, Recommendation, ScoredItem, SimilarAsk, SimilarItems
+
+DEFAULT_SOURCE = "packaged:movielens-100k"  # trained by `make models` on the data recbole ships
 STRATEGIES = ("personal", "popular", "content")  # how /recommend answered
 SIMILARITY_STRATEGIES = ("collaborative", "content")  # how /similar_items answered
 
-_LAZY = {"Ask", "Recommendation", "RecommendationError", "Recommender", "ScoredItem"}
+_LAZY = {"RecommendationError", "Recommender"}
 
-__all__ = ["SIMILARITY_STRATEGIES", "STRATEGIES", *sorted(_LAZY)]
+__all__ = [
+    "DEFAULT_SOURCE",
+    "SIMILARITY_STRATEGIES",
+    "STRATEGIES",
+    "Ask",
+    "Recommendation",
+    "ScoredItem",
+    "SimilarAsk",
+    "SimilarItems",
+    *sorted(_LAZY),
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,52 +18,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..catalog import default_source
 from ..device import Placement, choose_placement
 from ..errors import ItemError
 from ..info import ModelInfo
-from . import ials, loaders
+from . import DEFAULT_SOURCE, ials, loaders
 from . import state as snapshot
 from .index import Hits, ItemIndex
+from .schema import Ask, Recommendation, ScoredItem, SimilarAsk, SimilarItems
 from .state import RecommenderState
 from .text_encoder import TextEncoder
 
 PERSONAL, POPULAR, CONTENT, COLLABORATIVE = "personal", "popular", "content", "collaborative"
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One recommendation request: exactly one of user_id, liked_items or query."""
-
-    user_id: str | None = None
-    liked_items: tuple[str, ...] | None = None
-    query: str | None = None
-    k: int = 10
-    exclude_seen: bool = True
-
-    def __post_init__(self) -> None:
-        given = [name for name in ("user_id", "liked_items", "query") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of user_id, liked_items or query (got {given or 'none'})")
-        if self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}")
-
-
-@dataclass(frozen=True)
-class ScoredItem:
-    item_id: str
-    title: str | None
-    score: float
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    model: str
-    strategy: str  # personal | popular | content (recommend); collaborative | content (similar items)
-    items: list[ScoredItem]  # best first
 
 
 @dataclass
@@ -121,22 +90,40 @@ class Recommender:
         cls, source: str = "default", *, device: str | None = None, dtype: str | torch.dtype | None = None
     ) -> Recommender:
         """Load from a source URI ("default" is the catalog's: train on MovieLens-100K)."""
-        uri = default_source(snapshot.TASK) if source == "default" else source
+        uri = DEFAULT_SOURCE if source == "default" else source
         placement = choose_placement(device, dtype, channels_last=False)
         return cls(loaders.load(uri, placement), placement)
 
     @staticmethod
     def source_version(source: str) -> str | None:
         """What `load(source).info.version` will be, found cheaply (None if unknown)."""
-        return loaders.source_version(default_source(snapshot.TASK) if source == "default" else source)
+        return loaders.source_version(DEFAULT_SOURCE if source == "default" else source)
 
     @property
     def name(self) -> str:
         return self.info.name
 
+    @property
     def cards(self) -> list[ModelInfo]:
         """Every model this runtime serves: the recommender and its text encoder."""
         return [self.info] + ([self.encoder.info] if self.encoder else [])
+
+    def predict_batch(
+        self, items: Sequence[Ask | SimilarAsk]
+    ) -> list[Recommendation | SimilarItems | RecommendationError]:
+        """The runtime interface: a Recommendation per Ask, SimilarItems per SimilarAsk, or
+        a RecommendationError, in order (each kind scored as one batch)."""
+        results: list[Any] = [None] * len(items)
+        asks = [(i, item) for i, item in enumerate(items) if isinstance(item, Ask)]
+        for (i, _), result in zip(asks, self.recommend_many([a for _, a in asks]), strict=True):
+            results[i] = result
+        similar = [(i, item) for i, item in enumerate(items) if isinstance(item, SimilarAsk)]
+        answers = self.similar_many([a.item_id for _, a in similar], [a.k for _, a in similar])
+        for (i, ask), result in zip(similar, answers, strict=True):
+            if isinstance(result, Recommendation):
+                result = SimilarItems(result.model, ask.item_id, result.strategy, result.items)  # type: ignore[arg-type]
+            results[i] = result
+        return results
 
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `Recommender.load(directory)` reads it back."""

@@ -8,12 +8,20 @@ without loading a model into its processes.
 import importlib
 from typing import Any
 
+DEFAULT_SOURCE = "packaged:piper-joe"  # a Piper voice shipped in a PyPI package: runs offline
 MIN_SPEED = 0.5  # slowest reading speed, as a factor of the voice's own pace
 MAX_SPEED = 2.0
 
-_LAZY = {"SpeechSynthesizer": "runtime", "Speech": "runtime", "SpeechError": "text"}
+_LAZY = {
+    "SpeechSynthesizer": "runtime",
+    "Speech": "runtime",
+    "SpeechError": "text",
+    "SentenceItem": "schema",
+    "Voice": "schema",
+    "Voices": "schema",
+}
 
-__all__ = ["MAX_SPEED", "MIN_SPEED", *sorted(_LAZY)]
+__all__ = ["DEFAULT_SOURCE", "MAX_SPEED", "MIN_SPEED", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..catalog import default_source
 from ..info import ModelInfo
 from ..sources import parse_source
-from . import MAX_SPEED, MIN_SPEED, audio, loaders, text
+from . import DEFAULT_SOURCE, MAX_SPEED, MIN_SPEED, audio, loaders, text
+from .schema import SentenceItem
 from .text import SpeechError
 
 # A sentence joins a batch only if it is at least this share of the batch's longest one.
@@ -68,12 +68,22 @@ class SpeechSynthesizer:
         max_batch_size: int = 32,
     ) -> SpeechSynthesizer:
         """Load from a source URI ("default" is the catalog's offline default)."""
-        uri = default_source(loaders.TASK) if source == "default" else source
+        uri = DEFAULT_SOURCE if source == "default" else source
         return cls(loaders.load(parse_source(uri), device, dtype), max_batch_size=max_batch_size)
 
     @property
     def name(self) -> str:
         return self._loaded.info.name
+
+    @property
+    def cards(self) -> list[ModelInfo]:
+        return [self.info]
+
+    def predict_batch(self, items: Sequence[SentenceItem]) -> list[bytes | SpeechError]:
+        """The runtime interface: each sentence's audio as 16-bit little-endian mono PCM at
+        the voice's sample rate, or a SpeechError, in order."""
+        results = self.synthesize_sentences([item.text for item in items], [item.speed for item in items])
+        return [result if isinstance(result, SpeechError) else audio.to_pcm16(result) for result in results]
 
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `SpeechSynthesizer.load(directory)` reads it back."""

@@ -7,16 +7,23 @@ without starting engines or importing torch.
 
 from typing import Any
 
+from .schema import IdentifyLanguage, Languages, Translation, TranslationRequest
+
 AUTO = "auto"  # the `source` that asks for language identification
+# every installed apertium pair: rule-based engines from Debian packages, offline
+DEFAULT_SOURCE = "apertium:*"
 
-_LAZY = {
-    "Translator": "runtime",
-    "Translation": "runtime",
-    "TranslationError": "runtime",
-    "TranslationRequest": "runtime",
-}
+_LAZY = {"Translator": "runtime", "TranslationError": "runtime"}
 
-__all__ = ["AUTO", *sorted(_LAZY)]
+__all__ = [
+    "AUTO",
+    "DEFAULT_SOURCE",
+    "IdentifyLanguage",
+    "Languages",
+    "Translation",
+    "TranslationRequest",
+    *sorted(_LAZY),
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,37 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..catalog import default_source
 from ..errors import ItemError
 from ..info import ModelInfo
 from ..sources import SourceError, parse_source, read_snapshot_manifest, write_snapshot_manifest
-from . import languages
+from . import DEFAULT_SOURCE, languages
 from .apertium import ApertiumEngine
 from .detect import Detection, LanguageDetector
 from .engine import Engine, EngineError, Pair
 from .routes import Hop, Router
+from .schema import IdentifyLanguage, LanguagePair, Languages, RouteHop, Translation, TranslationRequest
 from .segment import split_text
 
 TASK = "translation"
 AUTO = "auto"
 _PAIR_PREFIX = re.compile(r"^([a-z]{2})-([a-z]{2})=(.+)$")
-
-
-@dataclass(frozen=True)
-class TranslationRequest:
-    texts: list[str]
-    source: str  # ISO 639-1 or "auto"
-    target: str
-
-
-@dataclass(frozen=True)
-class Translation:
-    model: str  # the model, or models joined by " > " along a pivot route
-    source: str  # the source language (detected when asked for "auto")
-    target: str
-    route: list[dict[str, str]]  # one {"source", "target", "model"} per hop
-    translations: list[str]
-    detection: Detection | None = None
 
 
 class TranslationError(ItemError):
@@ -93,7 +76,7 @@ class Translator:
         self.router = Router(engines, allow_pivot)
         self.detector = detector or LanguageDetector()
         self.max_segment_chars = max_segment_chars
-        self._languages: dict[str, Any] | None = None
+        self._languages: Languages | None = None
         versions = "; ".join(card.version for engine in engines for card in engine.cards())
         self.info = ModelInfo(
             task=TASK,
@@ -119,7 +102,7 @@ class Translator:
         generation_batch: int = 64,
     ) -> Translator:
         """Load the engines of `source` ("default" is the catalog's: every apertium pair)."""
-        uri = default_source(TASK) if source == "default" else source
+        uri = DEFAULT_SOURCE if source == "default" else source
         apertium_options = {
             "pipelines_per_pair": pipelines_per_pair,
             "timeout_s": engine_timeout_s,
@@ -149,16 +132,31 @@ class Translator:
     def name(self) -> str:
         return self.info.name
 
+    @property
     def cards(self) -> list[ModelInfo]:
         return [card for engine in self.engines for card in engine.cards()] + [self.detector.card()]
 
-    def languages(self) -> dict[str, Any]:
+    def languages(self) -> Languages:
         """The pairs served, each with its model(s), engine and licence (GET /translate/languages)."""
         if self._languages is None:
             self._languages = self._list_languages()
         return self._languages
 
-    def _list_languages(self) -> dict[str, Any]:
+    def predict_batch(
+        self, items: Sequence[TranslationRequest | IdentifyLanguage]
+    ) -> list[Translation | Detection | TranslationError]:
+        """The runtime interface: a Translation (or, for IdentifyLanguage, a Detection) or
+        TranslationError per item, in order."""
+        results: list[Any] = [None] * len(items)
+        requests = [(i, item) for i, item in enumerate(items) if isinstance(item, TranslationRequest)]
+        for (i, _), result in zip(requests, self.translate_many([item for _, item in requests]), strict=True):
+            results[i] = result
+        for i, item in enumerate(items):
+            if isinstance(item, IdentifyLanguage):
+                results[i] = self.detector.detect(item.texts)
+        return results
+
+    def _list_languages(self) -> Languages:
         licences = {}
         for engine in self.engines:
             for card in engine.cards():
@@ -168,22 +166,22 @@ class Translator:
         for (source, target), route in self.router.pairs().items():
             hops = [licences.get(f"{hop.source}->{hop.target}", ("", "")) for hop in route]
             pairs.append(
-                {
-                    "source": source,
-                    "target": target,
-                    "model": " > ".join(hop.model for hop in route),
-                    "engine": " > ".join(engine for engine, _ in hops),
-                    "licence": " > ".join(licence for _, licence in hops),
-                    "route": [hop.source for hop in route] + [target],
-                }
+                LanguagePair(
+                    source=source,
+                    target=target,
+                    model=" > ".join(hop.model for hop in route),
+                    engine=" > ".join(engine for engine, _ in hops),
+                    licence=" > ".join(licence for _, licence in hops),
+                    route=[hop.source for hop in route] + [target],
+                )
             )
-        codes = sorted({p["source"] for p in pairs} | {p["target"] for p in pairs})
-        return {
-            "pairs": pairs,
-            "languages": {code: languages.name(code) for code in codes},
-            "pivot": self.router.allow_pivot,
-            "auto_detection": self.detector.card().name,
-        }
+        codes = sorted({p.source for p in pairs} | {p.target for p in pairs})
+        return Languages(
+            pairs=pairs,
+            languages={code: languages.name(code) for code in codes},
+            pivot=self.router.allow_pivot,
+            auto_detection=self.detector.card().name,
+        )
 
     def supported_pairs(self) -> list[str]:
         return [f"{s}->{t}" for s, t in self.router.pairs()]
@@ -243,7 +241,7 @@ class Translator:
                 model=" > ".join(hop.model for hop in route) if route else "none (source = target)",
                 source=source,
                 target=request.target,
-                route=[{"source": h.source, "target": h.target, "model": h.model} for h in route],
+                route=[RouteHop(h.source, h.target, h.model) for h in route],
                 translations=[split.join(sentences[i][t]) for t, split in enumerate(splits[i])],
                 detection=detection,
             )
@@ -266,7 +264,7 @@ class Translator:
                 raise TranslationError(
                     "unknown_language",
                     f"unknown {role} language code {code!r}; use ISO 639-1 codes "
-                    f"(served: {', '.join(sorted(self.languages()['languages']))})",
+                    f"(served: {', '.join(sorted(self.languages().languages))})",
                     {"field": role, "code": code},
                 )
         route = self.router.route(source, target)

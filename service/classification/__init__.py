@@ -1,1 +1,0 @@
-"""Image classification: the model service (worker) and the public endpoint (endpoints)."""

@@ -1,1 +1,0 @@
-"""Object detection: the model service (worker) and the public endpoints (endpoints)."""

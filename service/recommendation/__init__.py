@@ -1,1 +1,0 @@
-"""Recommendation: the model service (worker) and the public endpoints (endpoints)."""

@@ -1,1 +1,0 @@
-"""Speech synthesis: the model service (worker) and the public endpoints (endpoints)."""

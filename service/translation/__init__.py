@@ -1,1 +1,0 @@
-"""Text translation: the model service (worker) and the public endpoints (endpoints)."""
