@@ -14,12 +14,13 @@ import httpx
 import pytest
 import yaml
 
-from models.catalog import CATALOG
+from service.model_store import model_tasks
 
 from .images import CAT_LABELS, encode, photo
 from .servers import BIN, REPO, free_port, running_server, service_env
 
 pytestmark = pytest.mark.server
+CATALOG = model_tasks()  # the tasks with a model of their own: what the store and the bento hold
 VARIANTS = {"gpu": "bentofile.yaml", "cpu": "bentofile.cpu.yaml"}
 ENTRYPOINT = '[ "python", "/home/bentoml/bento/src/deploy/entrypoint.py" ]'
 
@@ -75,7 +76,7 @@ def test_bento_contents(bentos):
     for bento in bentos.values():
         src = bento / "src"
         assert (src / "deploy" / "entrypoint.py").is_file()
-        assert (src / "service" / "gateway.py").is_file() and (src / "models" / "catalog.py").is_file()
+        assert (src / "service" / "gateway.py").is_file() and (src / "service" / "tasks" / "video.py").is_file()
         assert not (src / "tests").exists() and not (src / "benchmarks").exists()
         requirements = (bento / "env" / "python" / "requirements.txt").read_text()
         assert "torch==2.14.1" in requirements and "bentoml==1.4.40" in requirements
