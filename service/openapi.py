@@ -117,7 +117,16 @@ def _operation(task: Task, op: Operation, schemas: Schemas, section: Any) -> dic
         "tags": [task.name],
         "requestBody": {"required": True, "content": body},
         "responses": {"200": _answer(op, schemas), **_errors((*POST_STATUSES, *op.statuses))},
+        # what the SDK's batch jobs need to send this operation's records (pais batch <name>)
+        "x-pais-task": task.name,
     }
+    if op.batch is not None:
+        spec["x-pais-batch"] = {
+            "kind": op.batch.kind,
+            "payload": op.batch.payload,
+            "group": op.batch.group,
+            "split": op.batch.split,
+        }
     return spec
 
 

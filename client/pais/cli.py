@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    batch.add_argument("task", choices=sorted(TASKS))
+    batch.add_argument(
+        "task",
+        help=f"{', '.join(sorted(TASKS))}, or any operation the server declares with a batch format",
+    )
     batch.add_argument("input", help="folder, glob, JSONL file, s3:// prefix or s3://...jsonl")
     batch.add_argument("--out", required=True, help="JSONL file or s3://bucket/prefix/")
     server_options(batch)

@@ -20,6 +20,7 @@ import httpx
 from . import calls
 from ._version import __version__
 from .calls import Call, error_of
+from .operations import Operation, operations
 from .results import Audio
 from .retry import NO_RETRIES, RetryPolicy, transport_error
 
@@ -114,6 +115,13 @@ class _Endpoints:
     openapi = Endpoint(calls.openapi)
 
 
+def _operation(known: dict[str, Operation], name: str, url: str) -> Operation:
+    try:
+        return known[name]
+    except KeyError:
+        raise ValueError(f"{url} has no operation {name!r}; operations: {', '.join(known)}") from None
+
+
 def _unbound(response: httpx.Response) -> httpx.Response:
     """httpx binds a response's stream back to the response, a reference cycle: every
     response, with its request's body (a batch of images), then waits for the cyclic
@@ -138,6 +146,7 @@ class _ClientBase(_Endpoints):
     ) -> None:
         self.url = resolve_url(url)
         self.retry = retry or RetryPolicy()
+        self._operations: dict[str, Operation] | None = None
         self._http = self._http_type(
             base_url=self.url,
             headers=default_headers(api_key, headers),
@@ -199,6 +208,18 @@ class Client(_ClientBase):
                 outcome.close()
             time.sleep(delay)
 
+    def operations(self) -> dict[str, Operation]:
+        """Every operation the server declares (its GET /docs.json), by name."""
+        if self._operations is None:
+            self._operations = operations(self.openapi())
+        return self._operations
+
+    def call(self, operation: str, /, **fields: Any) -> Any:
+        """Any operation of the server by name, typed methods or not:
+        `client.call("classify", images=["cat.jpg"], top_k=3)` answers the parsed JSON
+        (or a `Binary` for a file answer)."""
+        return self.send(_operation(self.operations(), operation, self.url).call(**fields))
+
     def close(self) -> None:
         self._http.close()
 
@@ -237,6 +258,16 @@ class AsyncClient(_ClientBase):
             if isinstance(outcome, httpx.Response):
                 await outcome.aclose()
             await asyncio.sleep(delay)
+
+    async def operations(self) -> dict[str, Operation]:
+        """Every operation the server declares (its GET /docs.json), by name."""
+        if self._operations is None:
+            self._operations = operations(await self.openapi())
+        return self._operations
+
+    async def call(self, operation: str, /, **fields: Any) -> Any:
+        """Any operation of the server by name (see `Client.call`)."""
+        return await self.send(_operation(await self.operations(), operation, self.url).call(**fields))
 
     async def close(self) -> None:
         await self._http.aclose()

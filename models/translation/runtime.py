@@ -26,7 +26,15 @@ from .apertium import ApertiumEngine
 from .detect import Detection, LanguageDetector
 from .engine import Engine, EngineError, Pair
 from .routes import Hop, Router
-from .schema import IdentifyLanguage, LanguagePair, Languages, RouteHop, Translation, TranslationRequest
+from .schema import (
+    DetectedLanguage,
+    IdentifyLanguage,
+    LanguagePair,
+    Languages,
+    RouteHop,
+    Translation,
+    TranslationRequest,
+)
 from .segment import split_text
 
 TASK = "translation"
@@ -153,7 +161,8 @@ class Translator:
             results[i] = result
         for i, item in enumerate(items):
             if isinstance(item, IdentifyLanguage):
-                results[i] = self.detector.detect(item.texts)
+                found = self.detector.detect(item.texts)
+                results[i] = DetectedLanguage(found.language, found.confidence)
         return results
 
     def _list_languages(self) -> Languages:
@@ -243,7 +252,7 @@ class Translator:
                 target=request.target,
                 route=[RouteHop(h.source, h.target, h.model) for h in route],
                 translations=[split.join(sentences[i][t]) for t, split in enumerate(splits[i])],
-                detection=detection,
+                detection=DetectedLanguage(detection.language, detection.confidence) if detection else None,
             )
         return results  # type: ignore[return-value]
 

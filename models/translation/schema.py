@@ -8,7 +8,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .detect import Detection
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    """What source="auto" identified."""
+
+    language: Annotated[str | None, Field(description="ISO 639-1; null when the text gives no clue")]
+    confidence: Annotated[float, Field(description="the identifier's relative confidence in it, 0..1")]
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class Translation:
         list[RouteHop], Field(description="one hop per model; two when pivoting through English")
     ]
     translations: list[str]
-    detection: Annotated[Detection | None, Field(description="present when source was 'auto'")] = None
+    detection: Annotated[DetectedLanguage | None, Field(description="present when source was 'auto'")] = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from models.translation import (
     Translation,
     TranslationRequest,
 )
-from models.translation.detect import Detection
 from models.translation.segment import split_text
 
 from ..config import ModelSettings, setting
@@ -191,5 +190,3 @@ TASK = Task(
         "generation_batch": section.generation_batch,
     },
 )
-
-__all__ = ["TASK", "Detection"]

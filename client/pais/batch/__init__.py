@@ -20,7 +20,8 @@ from .progress import BatchSummary
 from .records import InputError, open_input
 from .s3 import is_s3_uri
 from .sinks import LocalSink, S3Sink, Sink
-from .tasks import TASKS, get_task
+from ..operations import operations
+from .tasks import TASKS, Task, get_task, task_from_operation
 
 DEFAULT_CONCURRENCY = 8
 SAGEMAKER_BATCH_SIZE = 4  # InvokeEndpoint takes at most 6 MB per request
@@ -48,14 +49,6 @@ async def run_batch_async(
     part_records: int = 1000,
 ) -> BatchSummary:
     """Run (or resume) a batch job; see `run_batch`."""
-    spec = get_task(task)
-    source = open_input(input, spec.kind)
-    sink: Sink
-    if is_s3_uri(output):
-        described = {"task": task, "input": input, "options": options or {}}
-        sink = S3Sink(output, state_dir, fsync_interval_s, part_records, job=described)
-    else:
-        sink = LocalSink(output, fsync_interval_s)
     client_options: dict[str, Any] = {"retry": retry}
     if timeout_s is not None:
         client_options["timeout"] = timeout_s
@@ -69,12 +62,20 @@ async def run_batch_async(
             max_workers=concurrency,
             timeout_s=timeout_s or 70.0,
         )
+        spec = get_task(task)  # SageMaker serves no OpenAPI document: the typed tasks only
         batch_size = batch_size or min(spec.default_batch_size, SAGEMAKER_BATCH_SIZE)
     else:
         transport = AsyncClient(url, api_key=api_key, max_connections=concurrency, **client_options)
     try:
         if not sagemaker_endpoint:
-            await _check_route(transport, spec.path)
+            spec = await _server_task(transport, task)
+        source = open_input(input, spec.kind)
+        sink: Sink
+        if is_s3_uri(output):
+            described = {"task": task, "input": input, "options": options or {}}
+            sink = S3Sink(output, state_dir, fsync_interval_s, part_records, job=described)
+        else:
+            sink = LocalSink(output, fsync_interval_s)
         job = BatchJob(
             spec,
             source,
@@ -111,15 +112,28 @@ def run_batch(task: str, input: str, output: str, **kwargs: Any) -> BatchSummary
     return asyncio.run(run_batch_async(task, input, output, **kwargs))
 
 
-async def _check_route(client: AsyncClient, path: str) -> None:
-    """Fail fast, before reading any input, when the server lacks the task's endpoint."""
+async def _server_task(client: AsyncClient, name: str) -> Task:
+    """The task `name` as this server declares it: a typed task checked against the
+    server's GET /docs.json (failing fast, before reading any input, when the server lacks
+    the endpoint), or any other operation with a batch format in that document."""
     try:
         document = await client.openapi()
     except PaisError:
-        return  # an older server or a proxy without /docs.json: the requests will tell
+        return get_task(name)  # an older server or a proxy without /docs.json: the requests will tell
     paths = document.get("paths", {}) if isinstance(document, dict) else {}
-    if paths and path not in paths:
-        raise JobAborted(f"{client.url} has no {path} endpoint (not in its GET /docs.json)")
+    if name in TASKS:
+        spec = TASKS[name]
+        if paths and spec.path not in paths:
+            raise JobAborted(f"{client.url} has no {spec.path} endpoint (not in its GET /docs.json)")
+        return spec
+    declared = operations(document) if isinstance(document, dict) else {}
+    if name not in declared:
+        known = sorted({*TASKS, *(n for n, op in declared.items() if op.batch)})
+        raise JobAborted(f"{client.url} has no operation {name!r}; tasks: {', '.join(known)}")
+    try:
+        return task_from_operation(declared[name])
+    except ValueError as error:
+        raise JobAborted(str(error)) from None
 
 
 __all__ = ["TASKS", "BatchSummary", "InputError", "JobAborted", "run_batch", "run_batch_async"]

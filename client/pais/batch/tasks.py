@@ -15,6 +15,7 @@ from typing import Any
 from .. import calls
 from ..calls import Call, json_body
 from ..errors import ResponseFormatError
+from ..operations import Operation
 from .records import InlineFile, InputKind, LocalFile, Record, read_file, read_text
 
 
@@ -28,10 +29,12 @@ class Task:
     batchable: bool  # the endpoint takes a list: several records per request
     default_batch_size: int = 1
     split: Callable[[Any, int], list[Any]] | None = None  # answer -> one result per record
+    fields: tuple[str, ...] | None = None  # the request's fields, when `build` takes **fields
 
     @property
     def option_names(self) -> list[str]:
-        return [name for name in inspect.signature(self.build).parameters if name != self.payload]
+        names = self.fields if self.fields is not None else inspect.signature(self.build).parameters
+        return [name for name in names if name != self.payload]
 
     def check_options(self, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(self.option_names))
@@ -128,3 +131,49 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}") from None
+
+
+def _field(name: str) -> Callable[[Any, int], list[Any]]:
+    """An answer whose `name` field is the list of per-record results."""
+
+    def split(answer: Any, count: int) -> list[Any]:
+        if not isinstance(answer, dict) or not isinstance(answer.get(name), list):
+            raise ResponseFormatError(f"expected {{{name!r}: [...]}}, got {answer!r:.200}")
+        rest = {key: value for key, value in answer.items() if key != name}
+        return [{**rest, name: value} for value in answer[name]]
+
+    return split
+
+
+SPLITS: dict[str | None, Callable[[Any, int], list[Any]] | None] = {
+    "items": _one_per_input,
+    "whole": _whole,
+    None: None,
+}
+
+
+def task_from_operation(operation: Operation) -> Task:
+    """A batch task for an operation the SDK has no typed method for, from its OpenAPI
+    description (x-pais-batch: what a record fills, how many go in one request, how the
+    answer splits)."""
+    batch = operation.batch
+    if batch is None:
+        raise ValueError(f"operation {operation.name!r} declares no batch record format (x-pais-batch)")
+    split_name = batch.get("split")
+    split = (
+        _field(split_name.split(":", 1)[1])
+        if split_name and split_name.startswith("field:")
+        else SPLITS[split_name]
+    )
+    group = int(batch.get("group") or 1)
+    return Task(
+        operation.name,
+        operation.path,
+        batch["kind"],
+        operation.call,
+        batch.get("payload"),
+        group > 1,
+        group,
+        split,
+        fields=operation.fields,
+    )
