@@ -15,11 +15,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("BENTOML_HOME", str(Path(__file__).resolve().parents[1] / ".bentoml"))
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .images import encode, photo
 from .servers import bentoml_serve, free_port, running_server, service_env
+
+if TYPE_CHECKING:
+    from .inprocess import InProcessPais
 
 # Limits of the shared test server, small enough that a test can cross them cheaply.
 TEST_MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -61,6 +65,18 @@ def pais_server() -> Iterator[str]:
     )
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pais_app() -> Iterator[InProcessPais]:
+    """PAIS's app in this process, with the real runtimes and pais_server's limits, no
+    `bentoml serve` (tests/inprocess.py): `pais_app.client.post("/classify", files=...)`.
+    Loaded once per session (~10 s for every task); PAIS_TEST_TASKS=translation,speech
+    loads only those (with what they require), and tests of other tasks skip."""
+    from .inprocess import running_pais
+
+    with running_pais(os.environ.get("PAIS_TEST_TASKS") or "all") as app:
+        yield app
 
 
 @pytest.fixture(scope="session")

@@ -1,56 +1,64 @@
-"""The entry service's ASGI middleware, on a bare Starlette app (no server needed)."""
+"""What stands in front of the operations: the entry service's middleware (API keys,
+load shedding), the routes' own limits and error answers (unknown route, wrong method,
+body over its limit), SageMaker's /ping and its custom attributes.
+
+Unit tests, no model loaded: the middleware wraps a bare Starlette app; the route tests
+run PAIS's real app (service.gateway.build_app) on `FakeRunner`s, which stand for a
+task's runner (service.context.Runner) where a test needs one that is loading, hung or
+ready at will. A body refused for its size never reaches a runner.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.gateway import middleware_stack
-from service.middleware import BodyLimitMiddleware
-from service.sagemaker import InvocationRoute
-from service.settings import Settings
+from service.middleware import ApiKeyMiddleware, ConcurrencyLimitMiddleware
+from service.sagemaker import PING_TIMEOUT_S, parse_custom_attributes
 
-ROUTES = [InvocationRoute("classify", "/echo", "images", ("image/",))]
+from .conftest import TEST_MAX_REQUEST_BYTES, TEST_MAX_VIDEO_BYTES
+from .inprocess import InProcessPais, serving, settings_for
 
 
 async def echo_size(request: Request) -> JSONResponse:
     return JSONResponse({"size": len(await request.body())})
 
 
-async def bentoml_style_error(request: Request) -> JSONResponse:
-    return JSONResponse([{"error": "wrapped the BentoML way"}], status_code=400)
+async def ok(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
 
 
-async def server_error(request: Request) -> JSONResponse:
-    return JSONResponse({"error": "boom"}, status_code=500)
-
-
-async def ready(request: Request) -> JSONResponse:
-    return JSONResponse({})
-
-
-def make_app(
-    keys: str = "", max_bytes: int = 100, max_concurrency: int = 256, routes: list | None = None
-) -> TestClient:
-    """A bare app behind the entry service's real middleware stack, in production order."""
+def make_app(keys: str = "", max_concurrency: int = 256, routes: list | None = None) -> TestClient:
+    """A bare app behind the entry service's middleware, in production order (load
+    shedding outermost, then API keys: test_production_middleware_order)."""
     app = Starlette(
         routes=routes
         or [
             Route("/echo", echo_size, methods=["POST"]),
-            Route("/wrapped", bentoml_style_error, methods=["POST"]),
-            Route("/fail", server_error, methods=["POST"]),
-            Route("/livez", lambda request: JSONResponse({"ok": True})),
-            Route("/readyz", ready),
+            Route("/invocations", echo_size, methods=["POST"]),
+            *(Route(path, ok) for path in ("/livez", "/readyz", "/ping", "/metrics")),
         ]
     )
-    settings = Settings(api_keys=keys, max_request_bytes=max_bytes, max_concurrency=max_concurrency)
-    for middleware, options in reversed(middleware_stack(settings, ROUTES)):
-        app.add_middleware(middleware, **options)  # Starlette's last added is outermost
-    return TestClient(app)
+    keyed = frozenset(k.strip() for k in keys.split(",") if k.strip())
+    return TestClient(ConcurrencyLimitMiddleware(ApiKeyMiddleware(app, keys=keyed), limit=max_concurrency))
+
+
+def test_production_middleware_order():
+    """BentoML builds its Starlette app with the service's middleware list, first entry
+    outermost: load shedding sees every request, then API keys, then PAIS's routes."""
+    from service.gateway import PAIS, Front
+
+    assert [cls for cls, _ in PAIS.middlewares] == [ConcurrencyLimitMiddleware, ApiKeyMiddleware, Front]
 
 
 def test_api_keys():
@@ -59,19 +67,20 @@ def test_api_keys():
     assert refused.status_code == 401 and "API key" in refused.json()["error"]
     assert refused.headers["www-authenticate"] == "Bearer"
     assert client.post("/echo", content=b"x", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.post("/echo", content=b"x", headers={"Authorization": "Bearer secret-2"}).status_code == 200
+    assert client.post("/echo", content=b"x", headers={"Authorization": "secret-1"}).status_code == 401
+    assert client.post("/echo", content=b"x", headers={"Authorization": "Bearer secret-2"}).json() == {
+        "size": 1
+    }
+    assert client.post("/echo", content=b"x", headers={"Authorization": "bearer secret-2"}).status_code == 200
     assert client.post("/echo", content=b"x", headers={"X-API-Key": "secret-1"}).status_code == 200
-    assert client.get("/livez").status_code == 200  # health checks need no key
-    assert client.get("/ping").status_code == 200
+    for health in ("/livez", "/readyz", "/ping"):  # orchestrators call them without credentials
+        assert client.get(health).status_code == 200, health
     assert client.post("/invocations", content=b"x").status_code == 401  # SageMaker's route is no way around
     assert client.get("/metrics").status_code == 401
 
 
 def test_websockets_need_a_key_too():
-    from starlette.routing import WebSocketRoute
-    from starlette.websockets import WebSocketDisconnect
-
-    async def hello(websocket):
+    async def hello(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_text("hi")
         await websocket.close()
@@ -85,21 +94,20 @@ def test_websockets_need_a_key_too():
 
 
 def test_concurrency_limit_sheds_load_but_never_health_checks():
-    import asyncio
-    import threading
-
     entered = threading.Event()
     release = threading.Event()
 
     async def slow(request: Request) -> JSONResponse:
         entered.set()
-        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
         return JSONResponse({"done": True})
 
     client = make_app(
-        max_concurrency=1, routes=[Route("/slow", slow, methods=["POST"]), Route("/readyz", ready)]
+        max_concurrency=1,
+        routes=[Route("/slow", slow, methods=["POST"]), Route("/ping", ok), Route("/readyz", ok)],
     )
-    worker = threading.Thread(target=lambda: client.post("/slow"))
+    answers: list[int] = []
+    worker = threading.Thread(target=lambda: answers.append(client.post("/slow").status_code))
     worker.start()
     try:
         assert entered.wait(10)
@@ -107,84 +115,157 @@ def test_concurrency_limit_sheds_load_but_never_health_checks():
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
         assert "PAIS_MAX_CONCURRENCY" in busy.json()["error"]
         assert client.get("/ping").status_code == 200  # saturated is not dead
+        assert client.get("/readyz").status_code == 200
     finally:
         release.set()
         worker.join()
+    assert answers == [200]
+    assert client.post("/slow").status_code == 200  # the slot is free again
 
 
 def test_no_keys_means_open():
-    assert make_app().post("/echo", content=b"x").json() == {"size": 1}
-
-
-def test_body_limit_by_header_and_by_stream():
-    client = make_app(max_bytes=100)
-    assert client.post("/echo", content=b"x" * 100).json() == {"size": 100}
-    by_header = client.post("/echo", content=b"x" * 101)
-    assert by_header.status_code == 413 and "101 bytes" in by_header.json()["error"]
-    streamed = client.post("/echo", content=iter([b"x" * 60, b"x" * 60]))  # chunked, no length
-    assert streamed.status_code == 413 and "PAIS_MAX_REQUEST_BYTES" in streamed.json()["error"]
-
-
-def test_error_shapes():
     client = make_app()
-    assert client.post("/wrapped").json() == {"error": "wrapped the BentoML way"}
-    missing = client.get("/nowhere")
-    assert missing.status_code == 404 and "GET /nowhere" in missing.json()["error"]
-    assert client.post("/fail").json() == {"error": "boom"}  # 5xx pass through untouched
+    assert client.post("/echo", content=b"x").json() == {"size": 1}
+    assert client.get("/metrics").status_code == 200
 
 
-def test_body_limit_per_path():
-    """A path with its own limit (videos) gets it and its setting's name; others keep theirs."""
-    app = Starlette(
-        routes=[Route("/echo", echo_size, methods=["POST"]), Route("/big", echo_size, methods=["POST"])]
+class FakeRunner:
+    """Stands for a task's runner (service.context.Runner) in route unit tests: `ready`
+    answers `readiness` ("hang": never, recording that it was given up on)."""
+
+    where = "entry"
+
+    def __init__(self, task: str, readiness: bool | str = True):
+        self.task = task
+        self.readiness = readiness
+        self.abandoned = threading.Event()
+        self.predicted: list[Any] = []
+
+    async def ready(self) -> bool:
+        if self.readiness == "hang":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.abandoned.set()
+                raise
+        return bool(self.readiness)
+
+    async def predict(self, items: list[Any]) -> list[Any]:
+        self.predicted.extend(items)
+        raise AssertionError("a refused request must not reach the runner")
+
+    async def cards(self) -> list[dict[str, Any]]:
+        return []
+
+    async def batch_stats(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def routes() -> Iterator[InProcessPais]:
+    """PAIS's app for every task, on fake runners that are ready."""
+    settings = settings_for("all")
+    runners = {task: FakeRunner(task) for task in settings.served_tasks() if task != "video"}
+    with serving(settings, runners) as running:
+        yield running
+
+
+def test_body_over_the_limit_by_content_length(routes):
+    body = b'{"texts": ["' + b"a" * TEST_MAX_REQUEST_BYTES + b'"], "target": "es"}'
+    refused = routes.client.post("/translate", content=body, headers={"content-type": "application/json"})
+    assert refused.status_code == 413, refused.text
+    assert refused.json() == {
+        "error": f"request body too large ({len(body)} bytes); the limit is {TEST_MAX_REQUEST_BYTES} bytes "
+        "(PAIS_MAX_REQUEST_BYTES)"
+    }
+    assert not routes.served.runners["translation"].predicted
+
+
+def test_body_over_the_limit_while_it_streams(routes):
+    """A chunked upload declares no length: it is cut off once it crosses the limit."""
+    half = TEST_MAX_REQUEST_BYTES // 2 + 1
+    chunks = iter([b'{"texts": ["', b"a" * half, b"a" * half, b'"]}'])
+    refused = routes.client.post("/translate", content=chunks, headers={"content-type": "application/json"})
+    assert refused.status_code == 413, refused.text
+    assert "content-length" not in refused.request.headers
+    assert refused.json()["error"] == (
+        f"request body too large; the limit is {TEST_MAX_REQUEST_BYTES} bytes (PAIS_MAX_REQUEST_BYTES)"
     )
-    app.add_middleware(
-        BodyLimitMiddleware, max_bytes=100, path_limits={"/big": (300, "PAIS_MAX_VIDEO_BYTES")}
+    # the same in small chunks that fit: read whole, and refused for its content instead
+    fits = routes.client.post(
+        "/translate", content=iter([b'{"texts": ', b"[]}"]), headers={"content-type": "application/json"}
     )
-    client = TestClient(app)
-    assert client.post("/big", content=b"x" * 300).json() == {"size": 300}
-    refused = client.post("/big", content=b"x" * 301)
-    assert (
-        refused.status_code == 413 and "limit is 300 bytes (PAIS_MAX_VIDEO_BYTES)" in refused.json()["error"]
+    assert fits.status_code == 400 and "target" in fits.json()["error"]
+
+
+def test_a_route_with_its_own_body_limit(routes):
+    """/analyze_video takes up to PAIS_VIDEO_MAX_BYTES (plus multipart framing), whatever
+    the general limit; the other routes keep PAIS_MAX_REQUEST_BYTES."""
+    video_limit = TEST_MAX_VIDEO_BYTES + 64 * 1024
+    over = b"\0" * (video_limit + 1)
+    files = {"video": ("clip.mp4", over, "video/mp4")}
+    refused = routes.client.post("/analyze_video", files=files)
+    assert refused.status_code == 413
+    assert f"the limit is {video_limit} bytes (PAIS_VIDEO_MAX_BYTES)" in refused.json()["error"]
+    part = b'--xyz\r\nContent-Disposition: form-data; name="video"; filename="c.mp4"\r\n\r\n'
+    streamed = routes.client.post(
+        "/analyze_video",
+        content=iter([part, over[: video_limit // 2], over[video_limit // 2 :]]),
+        headers={"content-type": "multipart/form-data; boundary=xyz"},
     )
-    streamed = client.post("/big", content=iter([b"x" * 200, b"x" * 200]))
-    assert streamed.status_code == 413 and "PAIS_MAX_VIDEO_BYTES" in streamed.json()["error"]
-    other = client.post("/echo", content=b"x" * 101)
-    assert other.status_code == 413 and "(PAIS_MAX_REQUEST_BYTES)" in other.json()["error"]
+    assert streamed.status_code == 413 and "PAIS_VIDEO_MAX_BYTES" in streamed.json()["error"]
+    # a body of that size is within the general limit on another route: refused for its content
+    other = routes.client.post("/classify", files={"images": ("a.jpg", over, "image/jpeg")})
+    assert other.status_code == 415 and "not a recognised image" in other.json()["error"]
 
 
-def _sagemaker_client(readyz) -> TestClient:
-    return make_app(routes=[Route("/readyz", readyz)])
+def test_unknown_route_and_wrong_method_answer_json(routes):
+    missing = routes.client.get("/nowhere")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
+    assert missing.json() == {"error": "GET /nowhere is not an endpoint of this service; see GET /docs.json"}
+    assert routes.client.post("/classify/extra").status_code == 404
+    wrong = routes.client.get("/classify")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json() == {"error": "GET /classify is not accepted; use POST"}
+    posted = routes.client.post("/models", json={})
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+    assert routes.client.request("HEAD", "/docs.json").status_code == 200  # HEAD answers as GET
 
 
-def test_ping_is_503_while_models_load():
-    async def loading(request: Request) -> JSONResponse:
-        return JSONResponse({"error": "Runners are not ready."}, status_code=503)
+def test_bentoml_routes_pass_through(routes):
+    """PaisApp hands /livez and /readyz to BentoML's app (here tests/inprocess.py's stand-in)."""
+    assert routes.client.get("/livez").json() == {"status": 200}
+    assert routes.client.get("/readyz").json() == {"status": 200}
 
-    response = _sagemaker_client(loading).get("/ping")
-    assert response.status_code == 503 and "loading" in response.json()["error"]
+
+def ping(readiness: dict[str, bool | str]) -> tuple[int, dict[str, Any], dict[str, FakeRunner]]:
+    runners = {task: FakeRunner(task, ready) for task, ready in readiness.items()}
+    with serving(settings_for(",".join(readiness)), runners) as running:
+        # 20 s: far past SageMaker's 2 s, only there so that a /ping that waited for
+        # readiness fails this test instead of hanging it
+        running.client.timeout = 20
+        answer = running.client.get("/ping")
+        return answer.status_code, answer.json(), runners
+
+
+def test_ping_is_503_while_a_model_loads():
+    status, body, _ = ping({"translation": True, "speech": False})
+    assert status == 503 and body == {"error": "models are still loading"}
 
 
 def test_ping_gives_up_before_sagemakers_deadline_when_readiness_hangs():
-    import asyncio
-
-    async def stuck(request: Request) -> JSONResponse:
-        await asyncio.sleep(30)
-        return JSONResponse({})  # would make /ping 200, had /ping waited for it
-
-    assert _sagemaker_client(stuck).get("/ping").status_code == 503
+    assert PING_TIMEOUT_S < 2  # SageMaker's deadline for /ping
+    status, body, runners = ping({"translation": "hang"})
+    assert status == 503 and "loading" in body["error"]
+    assert runners["translation"].abandoned.is_set()  # given up on, not answered
 
 
-def test_ping_is_200_when_ready():
-    async def ready(request: Request) -> JSONResponse:
-        return JSONResponse({})
-
-    assert _sagemaker_client(ready).get("/ping").status_code == 200
+def test_ping_is_200_when_every_model_is_ready():
+    status, body, _ = ping({"translation": True, "speech": True})
+    assert status == 200 and body == {}
 
 
 def test_custom_attributes_parsing():
-    from service.sagemaker import parse_custom_attributes
-
     assert parse_custom_attributes("task=detect;top_k=3") == {"task": "detect", "top_k": "3"}
     assert parse_custom_attributes(" task = translate , target=es ") == {"task": "translate", "target": "es"}
     assert parse_custom_attributes("") == {} and parse_custom_attributes("junk") == {}
@@ -192,14 +273,9 @@ def test_custom_attributes_parsing():
         "task": "detect",
         "classes": "cat,cup,dog",
     }
-
-
-def test_strict_multipart_is_what_bentoml_uses():
-    """The strict form parser replaces a private BentoML table: fail here, loudly, if an
-    upgrade moves it."""
-    from _bentoml_impl import serde
-
-    import service.gateway  # noqa: F401  (installs it)
-
-    for media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        assert serde.ALL_SERDE[media_type].__name__ == "StrictMultipartSerde"
+    assert parse_custom_attributes("task=detect;classes=cat, cup;top_k=2") == {
+        "task": "detect",
+        "classes": "cat, cup",
+        "top_k": "2",
+    }
+    assert parse_custom_attributes("=x;task=classify;empty=") == {"task": "classify", "empty": ""}

@@ -29,10 +29,12 @@ def tiny_marian(tmp_path_factory):
 def test_default_catalog_is_every_installed_apertium_pair(translator):
     assert translator.supported_pairs() == ["ca->en", "en->ca", "en->es", "es->en"]
     listing = translator.languages()
-    assert listing["languages"] == {"ca": "Catalan", "en": "English", "es": "Spanish"}
-    en_es = next(p for p in listing["pairs"] if (p["source"], p["target"]) == ("en", "es"))
-    assert en_es["model"] == "apertium:eng-spa" and en_es["engine"] == "apertium"
-    assert "GPL" in en_es["licence"]
+    assert listing.languages == {"ca": "Catalan", "en": "English", "es": "Spanish"}
+    assert listing.pivot is False
+    en_es = next(p for p in listing.pairs if (p.source, p.target) == ("en", "es"))
+    assert en_es.model == "apertium:eng-spa" and en_es.engine == "apertium"
+    assert en_es.route == ["en", "es"]
+    assert "GPL" in en_es.licence
 
 
 def test_paragraphs_spacing_and_empty_texts_stay_in_place(translator):
@@ -73,11 +75,11 @@ def test_pivot_through_english_only_when_allowed(translator):
     pivoting = Translator.load("default", allow_pivot=True, pipelines_per_pair=1)
     try:
         result = pivoting.translate(["El perro come carne."], "es", "ca")
-        assert [hop["model"] for hop in result.route] == ["apertium:spa-eng", "apertium:eng-cat"]
+        assert [hop.model for hop in result.route] == ["apertium:spa-eng", "apertium:eng-cat"]
         assert result.model == "apertium:spa-eng > apertium:eng-cat"
         assert "gos" in result.translations[0]
-        listed = {(p["source"], p["target"]): p for p in pivoting.languages()["pairs"]}
-        assert listed[("es", "ca")]["route"] == ["es", "en", "ca"]
+        listed = {(p.source, p.target): p for p in pivoting.languages().pairs}
+        assert listed[("es", "ca")].route == ["es", "en", "ca"]
         assert ("ca", "es") in listed and ("es", "es") not in listed
     finally:
         pivoting.close()
