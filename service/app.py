@@ -38,8 +38,8 @@ from .http_io import (
     body_chunks,
     json_values,
     media_type,
-    parse_json,
     parse_form,
+    parse_json,
     read_body,
     send_bytes,
     send_error,
@@ -55,6 +55,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 # BentoML's own routes, passed through to it; any other unknown path is a JSON 404 here.
 BENTOML_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs", "/"})
 BENTOML_PREFIXES = ("/static_content/", "/assets/")
+WATCH_AFTER_S = 0.05
 
 
 async def run_operation(
@@ -64,12 +65,15 @@ async def run_operation(
     the client goes away (`receive` yields http.disconnect) or the deadline passes."""
     ctx = served.context(task)
     work = asyncio.ensure_future(op.handler(ctx, request))
-    watchers = {work}
+    # Most requests finish within a few milliseconds: only those still running after
+    # WATCH_AFTER_S get a watcher on the client's connection (a task of its own).
+    done, _ = await asyncio.wait({work}, timeout=min(WATCH_AFTER_S, ctx.remaining_s()))
+    if work in done:
+        return work.result()
     gone = asyncio.ensure_future(_disconnected(receive)) if receive is not None else None
-    if gone is not None:
-        watchers.add(gone)
     try:
-        done, _ = await asyncio.wait(watchers, timeout=ctx.remaining_s(), return_when=asyncio.FIRST_COMPLETED)
+        watched = {work, gone} if gone is not None else {work}
+        done, _ = await asyncio.wait(watched, timeout=ctx.remaining_s(), return_when=asyncio.FIRST_COMPLETED)
     finally:
         if gone is not None:
             gone.cancel()
@@ -112,7 +116,8 @@ class OperationRoute:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             raise RequestError(
                 413,
-                f"request body too large ({declared} bytes); the limit is {self.limit} bytes ({self.limit_name})",
+                f"request body too large ({declared} bytes); "
+                f"the limit is {self.limit} bytes ({self.limit_name})",
             )
         media = media_type(headers)
         if self.takes_files and media in (MULTIPART, URLENCODED):

@@ -302,13 +302,13 @@ def _standard_routes(tasks: tuple[Task, ...]) -> dict[str, Any]:
         "/invocations": {
             "post": {
                 "operationId": "sagemaker_invocations",
-                "summary": "SageMaker inference: one operation's request, chosen by the custom attribute task=<name>.",
+                "summary": "SageMaker inference: one operation's request (custom attribute task=<name>).",
                 "description": (
-                    "X-Amzn-SageMaker-Custom-Attributes: `task=<operation>;<field>=<value>` picks the operation "
-                    f"({', '.join(operations)}) and sets its form fields. The body is the operation's REST body "
-                    "(JSON or multipart), a JSON object whose file fields hold base64, or a raw file "
-                    f"({', '.join(file_media)}). With SAGEMAKER_BATCH=true a JSON Lines body is one record per line, "
-                    "answered with one line per record."
+                    "X-Amzn-SageMaker-Custom-Attributes: `task=<operation>;<field>=<value>` picks the "
+                    f"operation ({', '.join(operations)}) and sets its form fields. The body is the "
+                    "operation's REST body (JSON or multipart), a JSON object whose file fields hold "
+                    f"base64, or a raw file ({', '.join(file_media)}). With SAGEMAKER_BATCH=true a JSON "
+                    "Lines body is one record per line, answered with one line per record."
                 ),
                 "tags": ["sagemaker"],
                 "parameters": [

@@ -146,6 +146,8 @@ class InlineRunner:
         self._pending[ticket] = deque(zip(items, futures, strict=True))
         self._schedule()
         try:
+            if len(futures) == 1:  # most light requests: no gather to build
+                return [await futures[0]]
             return list(await asyncio.gather(*futures))
         finally:
             # a cancelled request (timeout, client gone) leaves no work behind

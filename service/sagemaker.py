@@ -47,8 +47,8 @@ from .http_io import (
     form_values,
     json_values,
     media_type,
-    parse_json,
     parse_form,
+    parse_json,
     read_body,
     result_adapter,
     send_bytes,
@@ -103,7 +103,8 @@ class SageMakerRoutes:
         configured = served.settings.sagemaker_default_task
         if configured and configured not in self.operations:
             raise ValueError(
-                f"PAIS_SAGEMAKER_DEFAULT_TASK={configured!r} is not an operation served: {', '.join(self.operations)}"
+                f"PAIS_SAGEMAKER_DEFAULT_TASK={configured!r} is not an operation served: "
+                f"{', '.join(self.operations)}"
             )
         self.default = configured or (
             "classify" if "classify" in self.operations else next(iter(self.operations), "")
@@ -175,7 +176,8 @@ class SageMakerRoutes:
         else:
             raise RequestError(
                 415,
-                f"operation {op.name!r} accepts {', '.join(_accepted(op))}; got {media or 'no Content-Type'!r}",
+                f"operation {op.name!r} accepts {', '.join(_accepted(op))}; "
+                f"got {media or 'no Content-Type'!r}",
             )
         for name, value in form_values(model, list(options.items())).items():
             values.setdefault(name, value)
@@ -207,7 +209,8 @@ class SageMakerRoutes:
         except KeyError:
             raise RequestError(
                 404,
-                f"unknown task {chosen!r}; tasks: {', '.join(self.operations)} (custom attribute task=<name>)",
+                f"unknown task {chosen!r}; tasks: {', '.join(self.operations)} "
+                "(custom attribute task=<name>)",
             ) from None
 
     async def _batch(self, send: Send, body: bytes, attributes: dict[str, str]) -> None:

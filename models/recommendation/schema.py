@@ -50,7 +50,8 @@ class Recommendation:
     strategy: Annotated[
         Literal["personal", "popular", "content"],
         Field(
-            description="personal: the user's or liked items' factors; popular: an unknown user; content: text"
+            description="personal: the user's or liked items' factors; popular: an unknown user; "
+            "content: text"
         ),
     ]
     items: list[ScoredItem]

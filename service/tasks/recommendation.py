@@ -25,8 +25,9 @@ HARD_MAX_K = 10_000  # the schema's own bound; PAIS_RECOMMENDATION_MAX_K sets th
 class RecommendationSettings(ModelSettings):
     model: str = setting(
         DEFAULT_SOURCE,
-        "Source URI of the recommender: packaged:movielens-100k (trained by `make models`), a snapshot "
-        "directory or s3:// archive, or bentoml:<name> for one trained with `python -m models.recommendation train`.",
+        "Source URI of the recommender: packaged:movielens-100k (trained by `make models`), a "
+        "snapshot directory or s3:// archive, or bentoml:<name> for one trained with "
+        "`python -m models.recommendation train`.",
     )
     serve_in: str = setting(
         "entry",

@@ -73,7 +73,8 @@ class StreamRequest(BaseModel):
     format: Annotated[
         Literal["wav", "pcm"],
         Field(
-            description="wav: a WAV header of open length, then PCM; pcm: raw signed 16-bit little-endian mono"
+            description="wav: a WAV header of open length, then PCM; "
+            "pcm: raw signed 16-bit little-endian mono"
         ),
     ] = "wav"
 

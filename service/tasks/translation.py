@@ -88,7 +88,8 @@ class TranslateRequest(BaseModel):
         Limit("max_texts", what="texts"),
         Limit("max_text_chars", items=True),
         Field(
-            description="plain texts; line breaks, paragraphs and spacing are kept; empty ones come back empty"
+            description="plain texts; line breaks, paragraphs and spacing are kept; "
+            "empty ones come back empty"
         ),
     ]
     target: Annotated[str, Field(min_length=2, max_length=8, description="ISO 639-1 code, e.g. es")]
@@ -105,8 +106,8 @@ async def translate(ctx: Context, request: TranslateRequest) -> Translation:
     if total > limit:
         raise RequestError(
             413,
-            f"{total} characters in one request; at most {limit} in all (PAIS_TRANSLATION_MAX_REQUEST_CHARS): "
-            "send the texts in several requests",
+            f"{total} characters in one request; at most {limit} in all "
+            "(PAIS_TRANSLATION_MAX_REQUEST_CHARS): send the texts in several requests",
             [{"field": "texts", "kind": "too_large", "message": f"{total} characters"}],
         )
     source, target = request.source.strip().lower(), request.target.strip().lower()

@@ -65,7 +65,7 @@ class AnalyzeVideoRequest(BaseModel):
     tasks: Annotated[
         list[Literal["detect", "classify"]],
         Field(min_length=1, description="detect and/or classify: repeated, or comma-separated"),
-    ] = ["detect", "classify"]  # noqa: RUF012 (pydantic copies defaults)
+    ] = ["detect", "classify"]
     score_threshold: ScoreThreshold = DEFAULT_SCORE_THRESHOLD
     max_detections: MaxDetections = DEFAULT_MAX_DETECTIONS
     classes: Classes = None

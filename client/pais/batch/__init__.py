@@ -14,13 +14,13 @@ from typing import Any, TextIO
 
 from ..client import AsyncClient
 from ..errors import PaisError
+from ..operations import operations
 from ..retry import RetryPolicy
 from .engine import BatchJob, JobAborted
 from .progress import BatchSummary
 from .records import InputError, open_input
 from .s3 import is_s3_uri
 from .sinks import LocalSink, S3Sink, Sink
-from ..operations import operations
 from .tasks import TASKS, Task, get_task, task_from_operation
 
 DEFAULT_CONCURRENCY = 8
