@@ -173,6 +173,9 @@ class InProcessPais:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(coroutine, 300)
 
+    def serves(self, *tasks: str) -> bool:
+        return all(task in self.tasks for task in tasks)
+
     def require(self, *tasks: str) -> None:
         """Skip the calling test unless every task named is served (PAIS_TEST_TASKS)."""
         import pytest
