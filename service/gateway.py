@@ -96,7 +96,7 @@ def load_inline(task: Any, settings: Settings) -> Any:
 
 def build_app(served: Served, inner: Any) -> PaisApp:
     """PaisApp with the routes every server has: /models, /stats, /docs.json, SageMaker's."""
-    openapi = document(served.tasks, served.settings)
+    openapi: dict[str, Any] = {}
     bentoml_routes = bentoml_schema(served.tasks)
 
     async def models() -> ModelsAnswer:
@@ -114,6 +114,18 @@ def build_app(served: Served, inner: Any) -> PaisApp:
         return dict(zip(served.runners, answers, strict=True))
 
     async def docs() -> dict[str, Any]:
+        """Built once the models are loaded, with the values they accept (labels,
+        languages); until then, without them, and not kept."""
+        if openapi:
+            return openapi
+        if not await served.ready():
+            return document(served.tasks, served.settings)
+        choices = {}
+        for task in served.tasks:
+            for op in task.operations:
+                if op.choices is not None:
+                    choices[op.name] = await op.choices(served.context(task))
+        openapi.update(document(served.tasks, served.settings, choices))
         return openapi
 
     async def schema_json() -> dict[str, Any]:

@@ -57,15 +57,21 @@ class Schemas:
 
 
 def document(
-    tasks: tuple[Task, ...], settings: Any, title: str = "PAIS", version: str = "1"
+    tasks: tuple[Task, ...],
+    settings: Any,
+    choices: dict[str, dict[str, list[str]]] | None = None,
+    title: str = "PAIS",
+    version: str = "1",
 ) -> dict[str, Any]:
-    """The document of the served `tasks`, with the bounds their settings sections set."""
+    """The document of the served `tasks`, with the bounds their settings sections set and
+    the `choices` their loaded models allow ({operation: {field: values}})."""
     schemas = Schemas()
     schemas.components["Error"] = schemas.of(ErrorBody)
     paths: dict[str, Any] = {}
     for task in tasks:
         for op in task.operations:
-            paths[op.path] = {"post": _operation(task, op, schemas, settings.section(task.name))}
+            allowed = (choices or {}).get(op.name, {})
+            paths[op.path] = {"post": _operation(task, op, schemas, settings.section(task.name), allowed)}
         for query in task.queries:
             paths[query.path] = {"get": _query(task, query, schemas)}
     paths["/models"] = {
@@ -97,17 +103,17 @@ def document(
     }
 
 
-def _operation(task: Task, op: Operation, schemas: Schemas, section: Any) -> dict[str, Any]:
+def _operation(
+    task: Task, op: Operation, schemas: Schemas, section: Any, choices: dict[str, list[str]]
+) -> dict[str, Any]:
     request = schemas.of(op.request_type, mode="validation")
     _apply_limits(request, op, section)
+    _apply_choices(request, choices)
     files = op.file_fields()
     if files:
-        body = {
-            "multipart/form-data": {
-                "schema": _multipart(request, schemas),
-                "encoding": _encoding(op, request, schemas),
-            }
-        }
+        _form_fields(request)
+        body = {"multipart/form-data": {"schema": _multipart(request, schemas)}}
+        _describe_media(request, op)
     else:
         body = {"application/json": {"schema": request}}
     spec: dict[str, Any] = {
@@ -147,6 +153,28 @@ def _apply_limits(request: dict[str, Any], op: Operation, section: Any) -> None:
                 schema["maxLength"] = bound
 
 
+def _apply_choices(request: dict[str, Any], choices: dict[str, list[str]]) -> None:
+    """Each field's accepted values as an enum (of its items, for a list field)."""
+    properties = request.get("properties", {})
+    for name, values in choices.items():
+        for schema in _branches(properties.get(name, {})):
+            target = schema.setdefault("items", {}) if schema.get("type") == "array" else schema
+            target["enum"] = sorted(values)
+
+
+def _form_fields(request: dict[str, Any]) -> None:
+    """A multipart form cannot send null: an optional field is left out instead, so its
+    schema loses the null branch (and a null default)."""
+    for schema in request.get("properties", {}).values():
+        options = schema.get("anyOf")
+        if options and any(option.get("type") == "null" for option in options):
+            kept = [option for option in options if option.get("type") != "null"]
+            schema.pop("anyOf")
+            schema.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+            if "default" in schema and schema["default"] is None:
+                schema.pop("default")
+
+
 def _branches(schema: dict[str, Any]) -> list[dict[str, Any]]:
     """The schema, or its non-null branches when it is optional (anyOf [..., null])."""
     options = schema.get("anyOf")
@@ -163,11 +191,16 @@ def _multipart(request: dict[str, Any], schemas: Schemas) -> dict[str, Any]:
     return request
 
 
-def _encoding(op: Operation, request: dict[str, Any], schemas: Schemas) -> dict[str, Any]:
-    encoding: dict[str, Any] = {}
+def _describe_media(request: dict[str, Any], op: Operation) -> None:
+    """The media types each file field accepts, in its description: a part's own
+    Content-Type is not checked (the content is), and tools such as schemathesis cannot
+    send parts typed as images (no image serializer)."""
     for name, (marker, _) in op.file_fields().items():
-        encoding[name] = {"contentType": ", ".join(marker.media_types)}
-    return encoding
+        schema = request.get("properties", {}).get(name)
+        if schema is not None:
+            schema["description"] = (
+                f"{schema.get('description', '')} (accepted: {', '.join(marker.media_types)})".strip()
+            )
 
 
 def _answer(op: Operation, schemas: Schemas) -> dict[str, Any]:

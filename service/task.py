@@ -122,6 +122,9 @@ class Operation:
     batch: BatchJob | None = None
     max_body_bytes: Callable[[TaskSettings], int] | None = None  # its own body limit (video)
     body_limit_setting: str = ""  # the setting that limit comes from, named in a 413
+    # the values some fields accept, known once the model is loaded (a detector's labels,
+    # the languages served): {field: values}, written into the OpenAPI document as enums
+    choices: Callable[[Context], Awaitable[dict[str, list[str]]]] | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

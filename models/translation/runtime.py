@@ -213,7 +213,7 @@ class Translator:
         for i, request in enumerate(requests):
             try:
                 source, detection = self._source_of(request)
-                route = self._route(source, request.target)
+                route = self._route(source, request.target, detected=request.source == AUTO)
                 plans.append((i, route, detection, source))
             except TranslationError as error:
                 results[i] = error
@@ -267,7 +267,16 @@ class Translator:
             )
         return detection.language, detection
 
-    def _route(self, source: str, target: str) -> list[Hop]:
+    def _route(self, source: str, target: str, detected: bool = False) -> list[Hop]:
+        """The hops from source to target. An identified source the catalogue does not know
+        is an unserved pair (the client sent a valid "auto"), not an unknown code."""
+        if detected and not languages.is_known(source):
+            raise TranslationError(
+                "unsupported_pair",
+                f"the texts look like {source!r}, which no engine here translates; "
+                f"supported pairs: {_summarise(self.supported_pairs(), source)}",
+                {"source": source, "target": target, "supported_pairs": self.supported_pairs()},
+            )
         for code, role in ((source, "source"), (target, "target")):
             if not languages.is_known(code):
                 raise TranslationError(

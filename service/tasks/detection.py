@@ -104,13 +104,24 @@ async def detect_annotated(ctx: Context, request: AnnotateRequest) -> Binary:
     return Binary(result.annotated, ANNOTATION_MEDIA_TYPES[request.format])
 
 
+async def class_choices(ctx: Context) -> dict[str, list[str]]:
+    """The labels `classes` may name: the loaded detector's."""
+    (card,) = await ctx.cards("detection")
+    return {"classes": list(card["details"]["labels"])}
+
+
 TASK = Task(
     name="detection",
     summary="COCO object detection (80 classes): labelled boxes",
     runtime="models.detection:ObjectDetector",
     settings=DetectionSettings,
     operations=(
-        Operation("/detect", detect, batch=BatchJob("image", "images", group=16, split="items")),
+        Operation(
+            "/detect",
+            detect,
+            batch=BatchJob("image", "images", group=16, split="items"),
+            choices=class_choices,
+        ),
         Operation(
             "/detect/annotated",
             detect_annotated,
@@ -118,6 +129,7 @@ TASK = Task(
                 tuple(ANNOTATION_MEDIA_TYPES.values()), "the image with its detections drawn"
             ),
             batch=BatchJob("image", "image", split=None),
+            choices=class_choices,
         ),
     ),
     runtime_options=lambda section, settings: {

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from models.recommendation import DEFAULT_SOURCE, Ask, Recommendation, SimilarAsk, SimilarItems
 
@@ -46,8 +54,22 @@ def _id_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-# Constraints before the validator: ids are checked as strings, with string messages.
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256), BeforeValidator(_id_text)]
+# Constraints before the validator: ids are checked as strings, with string messages. The
+# schema says what is accepted: a string, or an integer (read as its decimal text).
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    BeforeValidator(_id_text),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": 256}, {"type": "integer"}]}),
+]
+# "exactly one of user_id, liked_items, query", as JSON Schema: each branch holds when its
+# field is present and not null, and oneOf wants exactly one branch to hold.
+EXACTLY_ONE = {
+    "oneOf": [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("user_id", "liked_items", "query")
+    ]
+}
 K = Annotated[
     int, Limit("max_k", status=400), Field(ge=1, le=HARD_MAX_K, description="how many items to return")
 ]
@@ -56,7 +78,7 @@ K = Annotated[
 class RecommendRequest(BaseModel):
     """Exactly one of user_id, liked_items or query."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=EXACTLY_ONE)
 
     user_id: Annotated[
         Identifier | None, Field(description="a user of the training data; unknown users get popular items")

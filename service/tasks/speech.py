@@ -45,7 +45,11 @@ class SynthesizeRequest(BaseModel):
     text: Annotated[
         str,
         Limit("max_chars", what="characters"),
-        Field(description="the text to speak; long texts are split into sentences"),
+        Field(
+            description="the text to speak; long texts are split into sentences",
+            # documented, and checked with a clearer message than a pattern's by the text rules
+            json_schema_extra={"minLength": 1, "pattern": r"\S"},
+        ),
     ]
     voice: Annotated[
         str | None, Field(description="a voice id from GET /voices (default: the served voice)")
@@ -62,7 +66,10 @@ class StreamRequest(BaseModel):
     text: Annotated[
         str,
         Limit("max_chars", what="characters"),
-        Field(description="the text to speak; sent sentence by sentence as it is ready"),
+        Field(
+            description="the text to speak; sent sentence by sentence as it is ready",
+            json_schema_extra={"minLength": 1, "pattern": r"\S"},
+        ),
     ]
     voice: Annotated[
         str | None, Field(description="a voice id from GET /voices (default: the served voice)")
@@ -216,6 +223,12 @@ async def list_voices(ctx: Context) -> Voices:
     )
 
 
+async def voice_choices(ctx: Context) -> dict[str, list[str]]:
+    """The voices `voice` may name."""
+    (card,) = await ctx.cards()
+    return {"voice": [voice["id"] for voice in card["details"]["voices"]]}
+
+
 TASK = Task(
     name="speech",
     summary="Text to speech (US English voice, 22.05 kHz)",
@@ -232,6 +245,7 @@ TASK = Task(
             ),
             statuses=(422,),
             batch=BatchJob("text", "text", split=None),
+            choices=voice_choices,
         ),
         Operation(
             "/synthesize/stream",
@@ -243,6 +257,7 @@ TASK = Task(
                 streamed=True,
             ),
             statuses=(422,),
+            choices=voice_choices,
         ),
     ),
     queries=(Query("/voices", list_voices),),

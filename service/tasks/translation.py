@@ -92,9 +92,15 @@ class TranslateRequest(BaseModel):
             "empty ones come back empty"
         ),
     ]
-    target: Annotated[str, Field(min_length=2, max_length=8, description="ISO 639-1 code, e.g. es")]
+    target: Annotated[
+        str, Field(description="ISO 639-1 code, e.g. es", json_schema_extra={"pattern": "^[a-zA-Z]{2}$"})
+    ]
     source: Annotated[
-        str, Field(min_length=2, max_length=8, description="ISO 639-1 code, or auto to identify it")
+        str,
+        Field(
+            description="ISO 639-1 code, or auto to identify it",
+            json_schema_extra={"pattern": "^([a-zA-Z]{2}|auto)$"},
+        ),
     ] = AUTO
 
 
@@ -161,6 +167,15 @@ def _pieces(segments: list[tuple[str, ...]]) -> tuple[list[list[str]], list[list
     return pieces or [[]], places or [[]]
 
 
+async def language_choices(ctx: Context) -> dict[str, list[str]]:
+    """The codes `source` and `target` may name: those of the served pairs."""
+    languages: Languages = await ctx.read("languages")
+    return {
+        "source": sorted({pair.source for pair in languages.pairs} | {AUTO}),
+        "target": sorted({pair.target for pair in languages.pairs}),
+    }
+
+
 async def list_languages(ctx: Context) -> Languages:
     """The pairs served, each with its model(s), engine and licence."""
     return await ctx.read("languages")
@@ -177,6 +192,7 @@ TASK = Task(
             translate,
             statuses=(422,),
             batch=BatchJob("text", "texts", group=32, split="field:translations"),
+            choices=language_choices,
         ),
     ),
     queries=(Query("/translate/languages", list_languages),),

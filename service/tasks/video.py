@@ -31,7 +31,7 @@ from ..context import Context
 from ..errors import RequestError, from_item_error, item_errors
 from ..runners import Unavailable
 from ..task import BatchJob, Files, Limit, Operation, Task
-from .detection import Classes, MaxDetections, ScoreThreshold
+from .detection import Classes, MaxDetections, ScoreThreshold, class_choices
 
 FRAMES_PER_CHUNK = 16  # frames per call to a runner: one batch or part of one
 CHUNKS_AHEAD = 4  # chunks of one video decoded and at the runners at once
@@ -225,6 +225,7 @@ TASK = Task(
             batch=BatchJob("video", "video"),
             max_body_bytes=lambda section: section.max_bytes + 64 * 1024,  # + the multipart framing
             body_limit_setting="PAIS_VIDEO_MAX_BYTES",
+            choices=class_choices,
         ),
     ),
     requires=("detection", "classification"),
