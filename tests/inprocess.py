@@ -5,8 +5,8 @@ the settings, one runner per served task, `Served`, `service.gateway.build_app` 
 entry service's middleware in production order (load shedding outermost, then API keys,
 then PAIS's routes). The differences, and why they do not matter to the fast tests:
 
-- every runtime runs in an `InlineRunner` (PAIS_<TASK>_SERVE_IN=entry for all tasks), so
-  classification and detection skip the hop to their model services: the routes,
+- every runtime runs in an `InlineRunner`, as if PAIS_<TASK>_SERVE_IN were entry for
+  every task, so classification and detection skip the hop to their model services: the routes,
   decoding, validation and error answers are the same code; the hop itself (RemoteRunner,
   pickled items, BentoML's batching) is what the `server`-marked tests cover;
 - BentoML's own routes are a tiny stand-in answering /livez and /readyz (the latter from

@@ -8,21 +8,12 @@ import json
 import sys
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Annotated
 
 import httpx
 import pytest
-from pydantic import BaseModel, ConfigDict
 
-from models.errors import ItemError
-from models.info import ModelInfo
-from service.config import ModelSettings, setting
-from service.context import Context
-from service.errors import item_errors
 from service.runners import InlineRunner
 from service.settings import Settings, markdown_table
-from service.task import Limit, Operation, Task
 from service.tasks import BUILTIN, TASKS, TaskRegistry, registry_from_env
 
 from .inprocess import serving, settings_for
@@ -73,79 +64,52 @@ def test_unknown_task_names_are_refused_with_the_accepted_list(setting):
 
 
 # -- a task added by its declaration alone ------------------------------------------------
-# This module is itself a task module (it defines TASK), loaded with PAIS_TASK_MODULES.
+# tests/tiny_task.py declares "reverse"; tests/test_new_task.py serves it with `bentoml
+# serve` and the SDK. Here: the registry, its settings section and the in-process app.
 
-
-@dataclass(frozen=True)
-class ShoutSettings(ModelSettings):
-    model: str = setting("builtin:shout", "Where the shouting comes from.")
-    max_texts: int = setting(3, "Most texts in one /shout request.", 1)
-
-
-class ShoutRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    texts: Annotated[list[str], Limit("max_texts", what="texts")]
-
-
-class ShoutRuntime:
-    """A runtime in the models/ sense, pure Python: upper-cases texts; empty ones fail."""
-
-    cards = (ModelInfo("shout", "shouter", "builtin:shout", "1", "MIT", "this test"),)
-
-    def predict_batch(self, items: list[str]) -> list[str | ItemError]:
-        return [item.upper() if item else ItemError("empty", "nothing to shout") for item in items]
-
-
-async def shout(ctx: Context, request: ShoutRequest) -> list[str]:
-    """Shout the texts."""
-    return item_errors(await ctx.predict(request.texts), "texts")
-
-
-TASK = Task(
-    name="shout",
-    summary="upper-cases texts",
-    runtime=f"{__name__}:ShoutRuntime",
-    settings=ShoutSettings,
-    operations=(Operation("/shout", shout),),
-)
+TINY_TASK = "tests.tiny_task"
 
 
 def plugin_registry() -> TaskRegistry:
-    return registry_from_env({"PAIS_TASK_MODULES": f" {__name__} ,"})
+    return registry_from_env({"PAIS_TASK_MODULES": f" {TINY_TASK} ,"})
 
 
-def test_a_declared_task_is_served_settings_routes_and_docs_included():
+def test_a_declared_task_is_served_with_its_section_routes_and_docs():
+    from .tiny_task import Reverser
+
     registry = plugin_registry()
-    assert registry.names() == [*BUILTIN_TASKS, "shout"]
-    settings = settings_for("shout", registry, PAIS_SHOUT_MAX_TEXTS="2")
-    assert settings.section("shout").max_texts == 2
-    with pytest.raises(ValueError, match="PAIS_SHOUT_MAX_TEXT is not a setting of task shout"):
-        settings_for("shout", registry, PAIS_SHOUT_MAX_TEXT="2")
-    runner = InlineRunner("shout", ShoutRuntime, settings.section("shout").max_batch_size)
+    assert registry.names() == [*BUILTIN_TASKS, "reverse"]
+    assert TASKS.names() == BUILTIN_TASKS  # the default registry is untouched
+    settings = settings_for("reverse", registry, PAIS_REVERSE_MAX_CHARS="6")
+    assert settings.section("reverse").max_chars == 6
+    with pytest.raises(ValueError, match="PAIS_REVERSE_MAX_CHAR is not a setting of task reverse"):
+        settings_for("reverse", registry, PAIS_REVERSE_MAX_CHAR="6")
+    assert "| `PAIS_REVERSE_MAX_CHARS` | `100` | Longest text /reverse takes. |" in markdown_table(registry)
+    runner = InlineRunner("reverse", Reverser.load, settings.section("reverse").max_batch_size)
     runner._load_now()  # what start()'s thread runs
-    with serving(settings, {"shout": runner}, registry) as app:
-        assert app.tasks == ("shout",)
-        answer = app.client.post("/shout", json={"texts": ["hello", "world"]})
-        assert answer.status_code == 200 and answer.json() == ["HELLO", "WORLD"]
-        over = app.client.post("/shout", json={"texts": ["a", "b", "c"]})
-        assert over.status_code == 413 and "at most 2 (PAIS_SHOUT_MAX_TEXTS)" in over.json()["error"]
-        empty = app.client.post("/shout", json={"texts": ["a", ""]})
-        assert empty.status_code == 400 and empty.json()["detail"][0]["index"] == 1
-        assert "/shout" in app.client.get("/docs.json").json()["paths"]
+    with serving(settings, {"reverse": runner}, registry) as app:
+        assert app.tasks == ("reverse",)
+        answer = app.client.post("/reverse", json={"text": "drawer"})
+        assert answer.status_code == 200 and answer.json() == {"model": "reverser", "text": "reward"}
+        over = app.client.post("/reverse", json={"text": "x" * 7})
+        assert over.status_code == 413 and "at most 6 (PAIS_REVERSE_MAX_CHARS)" in over.json()["error"]
+        empty = app.client.post("/reverse", json={"text": " "})
+        assert empty.status_code == 400 and empty.json()["detail"][0]["kind"] == "empty"
+        assert "/reverse" in app.client.get("/docs.json").json()["paths"]
         # SageMaker's default operation is the first served when classify is not
-        invoked = app.client.post("/invocations", json={"texts": ["sage"]})
-        assert invoked.status_code == 200 and invoked.json() == ["SAGE"]
-        assert app.client.get("/models").json()["models"][0]["name"] == "shouter"
-    assert "| `PAIS_SHOUT_MAX_TEXTS` | `3` | Most texts in one /shout request. |" in markdown_table(registry)
+        invoked = app.client.post("/invocations", json={"text": "sage"})
+        assert invoked.status_code == 200 and invoked.json()["text"] == "egas"
+        assert app.client.get("/models").json()["models"][0]["name"] == "reverser"
 
 
 def test_declarations_are_checked_when_the_registry_loads(monkeypatch):
-    twin = types.ModuleType("shout_twin")
+    from .tiny_task import TASK
+
+    twin = types.ModuleType("reverse_twin")
     twin.TASK = TASK  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "shout_twin", twin)
-    with pytest.raises(ValueError, match="task 'shout' is declared twice \\(shout_twin\\)"):
-        TaskRegistry([*BUILTIN, __name__, "shout_twin"]).names()
+    monkeypatch.setitem(sys.modules, "reverse_twin", twin)
+    with pytest.raises(ValueError, match="task 'reverse' is declared twice \\(reverse_twin\\)"):
+        TaskRegistry([*BUILTIN, TINY_TASK, "reverse_twin"]).names()
     with pytest.raises(ValueError, match="task module json defines no TASK"):
         TaskRegistry([*BUILTIN, "json"]).names()
 

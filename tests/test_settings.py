@@ -213,3 +213,30 @@ def test_docs_operations_carries_the_settings_table_verbatim():
     assert _table() in OPERATIONS_DOC.read_text(), (
         "docs/operations.md's settings table is stale; paste the output of `python -m service.settings`"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"PAIS_TASKS": "classification,paint"},
+            "PAIS_TASKS='classification,paint': unknown task(s) ['paint']",
+        ),
+        (
+            {"PAIS_TASKS": "translation", "PAIS_SAGEMAKER_DEFAULT_TASK": "classify"},
+            "PAIS_SAGEMAKER_DEFAULT_TASK='classify' is not an operation served",
+        ),
+    ],
+    ids=["unknown-task", "default-operation-not-served"],
+)
+def test_preflight_refuses_what_would_fail_the_workers(monkeypatch, env, message):
+    """The container entrypoint's check (service.preflight) must catch every setting that
+    fails the server later: PAIS_SAGEMAKER_DEFAULT_TASK naming an operation not served
+    raises in each entry worker's start-up (SageMakerRoutes), which BentoML answers by
+    restarting the worker forever (seen: 12 failed start-ups a minute, never ready)."""
+    from service.preflight import problems
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    found = problems()
+    assert any(message in problem for problem in found), found
