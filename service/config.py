@@ -44,3 +44,10 @@ class ModelSettings(TaskSettings):
     max_batch_size: int = setting(
         32, "Most items in one batch (larger batches use the device better and more memory).", 1
     )
+    request_chunk: int = setting(
+        0,
+        "Items of one request sent to the model service at a time, two chunks in flight: smaller "
+        "chunks let other requests' items in sooner (a small request waits less behind a large "
+        "one), larger ones fill a GPU's batches from one request alone. 0: 2 on a CPU, "
+        "max_batch_size/4 on a GPU.",
+    )

@@ -60,7 +60,10 @@ class Entry:
             section = settings.section(name)
             if section.serve_in == "model-service":
                 runners[name] = RemoteRunner(
-                    name, getattr(self, dependency_attribute(name)), section.max_batch_size
+                    name,
+                    getattr(self, dependency_attribute(name)),
+                    section.max_batch_size,
+                    section.request_chunk,
                 )
             else:
                 cost = task.batch_cost
@@ -80,6 +83,13 @@ class Entry:
 
     async def __is_ready__(self) -> bool:
         return await self.served.ready()
+
+    @bentoml.on_shutdown
+    def close_runtimes(self) -> None:
+        """Entry-served runtimes own processes (apertium's pipelines): stop them with the
+        worker instead of leaving them to notice a closed pipe."""
+        for runner in self.served.runners.values():
+            runner.close()
 
 
 def load_inline(task: Any, settings: Settings) -> Any:

@@ -58,6 +58,12 @@ def model_service(task: Task, settings: Settings) -> Any:
         async def batch_stats(self) -> dict[str, Any]:
             return {"predict_batch": self.stats.snapshot()}
 
+        @bentoml.on_shutdown
+        def close_runtime(self) -> None:
+            close = getattr(self.runtime, "close", None)
+            if close is not None:
+                close()
+
     name = "".join(part.title() for part in task.name.split("_")) + "ModelService"
     ModelService.__name__ = ModelService.__qualname__ = name
     return bentoml.service(

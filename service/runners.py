@@ -223,6 +223,12 @@ class InlineRunner:
     async def batch_stats(self) -> dict[str, Any]:
         return {"predict_batch": self.stats.snapshot(), "served_in": "entry"}
 
+    def close(self) -> None:
+        close = getattr(self.runtime, "close", None)
+        if close is not None:
+            close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
 
 class RemoteRunner:
     """A task's model service, through its bentoml.depends proxy (the service's
@@ -231,13 +237,17 @@ class RemoteRunner:
 
     where = "model-service"
 
-    def __init__(self, task: str, proxy: Any, max_batch_size: int, ready_timeout_s: float = 5):
+    def __init__(
+        self, task: str, proxy: Any, max_batch_size: int, chunk: int = 0, ready_timeout_s: float = 5
+    ):
         self.task = task
         self._proxy = proxy
-        # at most two chunks of one request wait at the model service at a time, so items
-        # of other requests are batched in between (fairness), while one request alone
-        # still keeps the model busy
-        self.chunk = max(1, max_batch_size // 8)
+        self.max_batch_size = max_batch_size
+        # At most two chunks of one request wait at the model service at a time, so items of
+        # other requests are batched in between (fairness), while one request alone still
+        # keeps the model busy. 0: chosen from the model's device once its card is known.
+        self.chunk = chunk
+        self.in_flight = 2
         self._ready_timeout_s = ready_timeout_s
         self._answers: dict[str, Any] = {}
 
@@ -249,8 +259,9 @@ class RemoteRunner:
 
     async def predict(self, items: Sequence[Any]) -> list[Any]:
         payloads = [pickle.dumps(item, protocol=5) for item in items]
-        chunks = [payloads[i : i + self.chunk] for i in range(0, len(payloads), self.chunk)]
-        in_flight = asyncio.Semaphore(2)
+        size = self.chunk or await self._auto_chunk()
+        chunks = [payloads[i : i + size] for i in range(0, len(payloads), size)]
+        in_flight = asyncio.Semaphore(self.in_flight)
 
         async def send(chunk: list[bytes]) -> list[bytes]:
             async with in_flight:
@@ -258,6 +269,19 @@ class RemoteRunner:
 
         answers = await asyncio.gather(*(send(chunk) for chunk in chunks))
         return [pickle.loads(answer) for part in answers for answer in part]
+
+    async def _auto_chunk(self) -> int:
+        """On a GPU, quarter batches two at a time: a batch costs little more than one item,
+        and the next chunk waits ready while one runs. On a CPU, one item at a time: a batch
+        costs in proportion to its items, so whatever is queued ahead of a small request is
+        what it waits for, and the hop between chunks costs little next to an item."""
+        cards = await self.cards()
+        placement = str(cards[0].get("details", {}).get("placement", "")) if cards else ""
+        if placement.startswith("cuda"):
+            self.chunk, self.in_flight = max(1, self.max_batch_size // 4), 2
+        else:
+            self.chunk, self.in_flight = 1, 1
+        return self.chunk
 
     async def _call(self, api: str, *args: Any) -> Any:
         from bentoml.exceptions import ServiceUnavailable
@@ -292,3 +316,6 @@ class RemoteRunner:
 
     async def batch_stats(self) -> dict[str, Any]:
         return {**await self._call("batch_stats"), "served_in": "model-service"}
+
+    def close(self) -> None:
+        """The model service stops with BentoML's own shutdown."""
