@@ -45,8 +45,13 @@ def multipart(field: str, data: bytes, filename: str, fields: dict[str, str] | N
     ]
     head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
     parts.append(head.encode() + b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n")
-    return Probe("", "POST", "", b"".join(parts) + f"--{boundary}--\r\n".encode(),
-                 f"multipart/form-data; boundary={boundary}")
+    return Probe(
+        "",
+        "POST",
+        "",
+        b"".join(parts) + f"--{boundary}--\r\n".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
 
 
 def json_probe(name: str, path: str, body: dict) -> Probe:
@@ -61,8 +66,11 @@ def probes() -> list[Probe]:
         Probe("GET /livez", "GET", "/livez"),
         json_probe("POST /recommend (user)", "/recommend", {"user_id": "196", "k": 10}),
         json_probe("POST /similar_items", "/similar_items", {"item_id": "50", "k": 10}),
-        json_probe("POST /translate (1 sentence)", "/translate",
-                   {"texts": ["The cat sleeps on the warm window sill."], "source": "en", "target": "es"}),
+        json_probe(
+            "POST /translate (1 sentence)",
+            "/translate",
+            {"texts": ["The cat sleeps on the warm window sill."], "source": "en", "target": "es"},
+        ),
         json_probe("POST /synthesize (1 sentence)", "/synthesize", {"text": "Good morning."}),
         Probe("POST /classify (1 image)", "POST", "/classify", classify.body, classify.content_type),
         Probe("POST /detect (1 image)", "POST", "/detect", detect.body, detect.content_type),
@@ -127,8 +135,10 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def run(url: str, requests: int, seconds: float, clients: int, only: Callable[[str], bool]) -> dict:
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; one keep-alive client, "
-          f"{requests} requests each")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; one keep-alive client, "
+        f"{requests} requests each"
+    )
     print(f"{'endpoint':34} {'p50 ms':>8} {'p90 ms':>8} {'p50 - livez':>12}")
     table = {}
     livez = None

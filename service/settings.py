@@ -129,7 +129,22 @@ class Settings:
             task.name: task.settings(**read_fields(task.settings, section_prefix(task.name), environ))
             for task in registry.all()
         }
-        return cls(**values, sections=sections)
+        settings = cls(**values, sections=sections)
+        settings.check_served(registry)
+        return settings
+
+    def check_served(self, registry: TaskRegistry) -> None:
+        """PAIS_TASKS names known tasks, and PAIS_SAGEMAKER_DEFAULT_TASK an operation they
+        serve: checked when settings are read, so `bentoml serve` and the container's
+        preflight fail at once instead of every worker failing at start-up, forever."""
+        served = self.served_tasks(registry)
+        default = self.sagemaker_default_task
+        operations = [op.name for name in served for op in registry.get(name).operations]
+        if default and default not in operations:
+            raise ValueError(
+                f"{PREFIX}SAGEMAKER_DEFAULT_TASK={default!r} is not an operation of the tasks served "
+                f"({', '.join(served)}); operations: {', '.join(operations)}"
+            )
 
     def __post_init__(self) -> None:
         if self.api_keys.strip() and not self.api_key_set:

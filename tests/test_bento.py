@@ -76,7 +76,9 @@ def test_bento_contents(bentos):
     for bento in bentos.values():
         src = bento / "src"
         assert (src / "deploy" / "entrypoint.py").is_file()
-        assert (src / "service" / "gateway.py").is_file() and (src / "service" / "tasks" / "video.py").is_file()
+        assert (src / "service" / "gateway.py").is_file() and (
+            src / "service" / "tasks" / "video.py"
+        ).is_file()
         assert not (src / "tests").exists() and not (src / "benchmarks").exists()
         requirements = (bento / "env" / "python" / "requirements.txt").read_text()
         assert "torch==2.14.1" in requirements and "bentoml==1.4.40" in requirements

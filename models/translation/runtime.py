@@ -132,7 +132,11 @@ class Translator:
             for engine in engines:
                 engine.close()
             raise
-        return cls(engines, served_uri, allow_pivot=allow_pivot)
+        translator = cls(engines, served_uri, allow_pivot=allow_pivot)
+        # The language models of source="auto" take seconds to build: at load, so that a
+        # server is ready only once the first auto request costs what any other does.
+        translator.detector.warm_up()
+        return translator
 
     # -- what is served ---------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from models.detection.schema import DetectItem, ImageDetections
 
 from ..config import ModelSettings, setting
 from ..context import Context
-from ..errors import RequestError, item_errors
+from ..errors import RequestError, item_errors, single
 from ..images import IMAGE_TYPES, checked_images
 from ..task import BatchJob, Binary, BinaryAnswer, Files, Limit, Operation, Task
 
@@ -100,7 +100,7 @@ async def detect_annotated(ctx: Context, request: AnnotateRequest) -> Binary:
     """The image with its detections drawn (boxes, labels, scores), as JPEG or PNG."""
     (image,) = await checked_images([request.image], "image", ctx)
     options = await detection_options(ctx, request)
-    (result,) = item_errors(await ctx.predict([DetectItem(image, options, request.format)]), "image")
+    result = single(await ctx.predict([DetectItem(image, options, request.format)]), "image")
     return Binary(result.annotated, ANNOTATION_MEDIA_TYPES[request.format])
 
 
