@@ -19,12 +19,12 @@ REQUIREMENTS := requirements/base.txt requirements/onnxruntime-cpu.txt requireme
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := $(shell sed -e 's/\#.*//' requirements/apt.txt)
 
-.PHONY: help system-deps setup models serve serve-sagemaker test bench bento image lint clean
+.PHONY: help system-deps setup models serve serve-sagemaker test test-fast bench bento image lint clean
 
 help:
 	@echo "make serve   set up everything and serve on http://$(HOST):$(PORT) (PORT=... to change)"
 	@echo "make test    set up everything and run the tests"
-	@echo "other targets: system-deps setup models serve-sagemaker bench bento image lint clean"
+	@echo "other targets: system-deps setup models serve-sagemaker test-fast bench bento image lint clean"
 
 # Debian packages the services need; apt runs only when one is missing.
 system-deps:
@@ -58,8 +58,14 @@ serve: system-deps setup models
 serve-sagemaker: system-deps setup models
 	SAGEMAKER_BIND_TO_PORT=$${SAGEMAKER_BIND_TO_PORT:-8080} $(PY) -m deploy.entrypoint serve --host $(HOST)
 
+# Fast in-process tests first (real models, no server: a broken route fails in a minute),
+# then the end-to-end ones against `bentoml serve`, moto's server and the entrypoint.
 test: system-deps setup models
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not server" $(PYTEST_ARGS)
+	$(PY) -m pytest -m server $(PYTEST_ARGS)
+
+test-fast: setup models
+	$(PY) -m pytest -m "not server" $(PYTEST_ARGS)
 
 # Every benchmark script (modules of benchmarks/ other than the shared one).
 BENCHMARKS := $(filter-out common __init__,$(basename $(notdir $(wildcard benchmarks/*.py))))
