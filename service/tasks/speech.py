@@ -39,44 +39,36 @@ class SpeechSettings(ModelSettings):
     )
 
 
+Text = Annotated[
+    str,
+    Limit("max_chars", what="characters"),
+    Field(
+        description="the text to speak; long texts are split into sentences",
+        # documented, and checked with a clearer message than a pattern's by the text rules
+        json_schema_extra={"minLength": 1, "pattern": r"\S"},
+    ),
+]
+VoiceId = Annotated[str | None, Field(description="a voice id from GET /voices (default: the served voice)")]
+Speed = Annotated[
+    float, Field(ge=MIN_SPEED, le=MAX_SPEED, description="reading speed, 1.0 = the voice's pace")
+]
+
+
 class SynthesizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt option ("sped") is an error, not the default
 
-    text: Annotated[
-        str,
-        Limit("max_chars", what="characters"),
-        Field(
-            description="the text to speak; long texts are split into sentences",
-            # documented, and checked with a clearer message than a pattern's by the text rules
-            json_schema_extra={"minLength": 1, "pattern": r"\S"},
-        ),
-    ]
-    voice: Annotated[
-        str | None, Field(description="a voice id from GET /voices (default: the served voice)")
-    ] = None
-    speed: Annotated[
-        float, Field(ge=MIN_SPEED, le=MAX_SPEED, description="reading speed, 1.0 = the voice's pace")
-    ] = 1.0
+    text: Text
+    voice: VoiceId = None
+    speed: Speed = 1.0
     format: Annotated[Literal["wav", "flac", "ogg"], Field(description="audio file format")] = "wav"
 
 
 class StreamRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Annotated[
-        str,
-        Limit("max_chars", what="characters"),
-        Field(
-            description="the text to speak; sent sentence by sentence as it is ready",
-            json_schema_extra={"minLength": 1, "pattern": r"\S"},
-        ),
-    ]
-    voice: Annotated[
-        str | None, Field(description="a voice id from GET /voices (default: the served voice)")
-    ] = None
-    speed: Annotated[
-        float, Field(ge=MIN_SPEED, le=MAX_SPEED, description="reading speed, 1.0 = the voice's pace")
-    ] = 1.0
+    text: Text
+    voice: VoiceId = None
+    speed: Speed = 1.0
     format: Annotated[
         Literal["wav", "pcm"],
         Field(
