@@ -30,6 +30,7 @@ from ..loading import (
 )
 from ..sources import Source, SourceError, package_file
 from .efficientnet_lite import efficientnet_lite0
+from .heads import replace_head
 from .preprocess import Preprocess, from_hf_processor_config
 
 TASK = "classification"
@@ -214,5 +215,8 @@ def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedCla
         )
     else:
         raise SourceError(f"{source.uri}: snapshot architecture {arch!r} is unknown to this version")
+    # A custom classifier (python -m models.finetune) keeps the base architecture with a
+    # final layer sized for its own labels.
+    replace_head(network, len(labels))
     network.load_state_dict(load_file(directory / WEIGHTS_FILE))
     return LoadedClassifier(network, labels, preprocess, info, arch)
