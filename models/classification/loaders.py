@@ -207,6 +207,9 @@ def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedCla
     scheme, _, name = arch.partition(":")
     if scheme == "packaged" and name in PACKAGED:
         network = PACKAGED[name].build()
+        # A custom classifier (python -m models.finetune) keeps the base architecture with
+        # a final layer sized for its own labels.
+        replace_head(network, len(labels))
     elif scheme == "torchvision":
         from torchvision.models import get_model
 
@@ -215,8 +218,5 @@ def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedCla
         )
     else:
         raise SourceError(f"{source.uri}: snapshot architecture {arch!r} is unknown to this version")
-    # A custom classifier (python -m models.finetune) keeps the base architecture with a
-    # final layer sized for its own labels.
-    replace_head(network, len(labels))
     network.load_state_dict(load_file(directory / WEIGHTS_FILE))
     return LoadedClassifier(network, labels, preprocess, info, arch)

@@ -52,16 +52,21 @@ class ImageClassifier(ImageRuntime):
         self.preprocess = loaded.preprocess
         self._prepare = BatchPreparer(self.preprocess, placement)
         # The final layer's input is the image embedding: a hook hands it to embed_many
-        # (per thread, so concurrent callers never see each other's batches).
-        head = final_linear(self.network)[2]
+        # (per thread, so concurrent callers never see each other's batches). A network
+        # without a final linear layer (SqueezeNet's is a convolution) has no embeddings.
         self._embedding = threading.local()
-        head.register_forward_pre_hook(self._capture_embedding)
+        try:
+            head: torch.nn.Linear | None = final_linear(self.network)[2]
+        except ValueError:
+            head = None
+        if head is not None:
+            head.register_forward_pre_hook(self._capture_embedding)
         self._warm_up()
         self.info: ModelInfo = loaded.info.with_details(
             classes=len(loaded.labels),
             placement=placement.describe(),
             input_size=list(self.preprocess.output_size),
-            embedding_size=head.in_features,
+            embedding_size=head.in_features if head is not None else None,
         )
 
     def predict(self, images: Sequence[ImageInput], top_k: int = 5) -> list[Classification]:
@@ -96,6 +101,8 @@ class ImageClassifier(ImageRuntime):
         """Image embeddings (search, clustering, a POST /embed route): the backbone's pooled
         features that the final layer reads, as float32 vectors of `info.details
         ["embedding_size"]`; an ImageError in each bad image's slot."""
+        if self.info.details["embedding_size"] is None:
+            raise ValueError(f"{self.name} has no final linear layer, so no embeddings")
         results: list[np.ndarray | ImageError] = []
         for start in range(0, len(images), self.forward_chunk):
             slots = self._decode_chunk(images[start : start + self.forward_chunk])

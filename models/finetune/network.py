@@ -32,6 +32,10 @@ def load_base(source: str) -> LoadedClassifier:
             f"--base {source}: transformers models cannot be fine-tuned yet; use a packaged: or "
             "torchvision: classifier, or a PAIS snapshot of one"
         )
+    try:
+        final_linear(loaded.network)
+    except ValueError as error:
+        raise ConfigError(f"--base {source}: {error}; it cannot be given new labels") from None
     return loaded
 
 
