@@ -30,6 +30,7 @@ from ..loading import (
 )
 from ..sources import Source, SourceError, package_file
 from .efficientnet_lite import efficientnet_lite0
+from .heads import replace_head
 from .preprocess import Preprocess, from_hf_processor_config
 
 TASK = "classification"
@@ -206,6 +207,9 @@ def _load_snapshot(directory: Path, manifest: dict, source: Source) -> LoadedCla
     scheme, _, name = arch.partition(":")
     if scheme == "packaged" and name in PACKAGED:
         network = PACKAGED[name].build()
+        # A custom classifier (python -m models.finetune) keeps the base architecture with
+        # a final layer sized for its own labels.
+        replace_head(network, len(labels))
     elif scheme == "torchvision":
         from torchvision.models import get_model
 

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..device import Placement
@@ -16,6 +18,7 @@ from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
 from . import DEFAULT_SOURCE, MAX_TOP_K, loaders
+from .heads import final_linear
 from .preprocess import BatchPreparer
 from .schema import Classification, ClassifyItem, Prediction
 
@@ -36,11 +39,22 @@ class ImageClassifier(ImageRuntime):
         self.labels = loaded.labels
         self.preprocess = loaded.preprocess
         self._prepare = BatchPreparer(self.preprocess, placement)
+        # The final layer's input is the image embedding: a hook hands it to embed_many
+        # (per thread, so concurrent callers never see each other's batches). A network
+        # without a final linear layer (SqueezeNet's is a convolution) has no embeddings.
+        self._embedding = threading.local()
+        try:
+            head: torch.nn.Linear | None = final_linear(self.network)[2]
+        except ValueError:
+            head = None
+        if head is not None:
+            head.register_forward_pre_hook(self._capture_embedding)
         self._warm_up()
         self.info: ModelInfo = loaded.info.with_details(
             classes=len(loaded.labels),
             placement=placement.describe(),
             input_size=list(self.preprocess.output_size),
+            embedding_size=head.in_features if head is not None else None,
         )
 
     def predict(self, images: Sequence[ImageInput], top_k: int = 5) -> list[Classification]:
@@ -74,6 +88,39 @@ class ImageClassifier(ImageRuntime):
                 self._classify_chunk(self._decode_chunk(chunk), top_ks[start : start + len(chunk)])
             )
         return results
+
+    def embed_many(self, images: Sequence[bytes | torch.Tensor]) -> list[np.ndarray | ImageError]:
+        """Image embeddings (search, clustering, a POST /embed route): the backbone's pooled
+        features that the final layer reads, as float32 vectors of `info.details
+        ["embedding_size"]`; an ImageError in each bad image's slot."""
+        if self.info.details["embedding_size"] is None:
+            raise ValueError(f"{self.name} has no final linear layer, so no embeddings")
+        results: list[np.ndarray | ImageError] = []
+        for start in range(0, len(images), self.forward_chunk):
+            slots = self._decode_chunk(images[start : start + self.forward_chunk])
+            good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
+            chunk: list[np.ndarray | ImageError] = list(slots)  # type: ignore[arg-type]
+            if good:
+                vectors = self.embeddings([slots[i] for i in good]).numpy()  # type: ignore[misc]
+                for row, i in enumerate(good):
+                    chunk[i] = vectors[row]
+            results.extend(chunk)
+        return results
+
+    @torch.inference_mode()
+    def embeddings(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Decoded (3, H, W) uint8 images -> (N, embedding_size) float32 on the CPU."""
+        self._embedding.sink = sink = []
+        try:
+            self.network(self._prepare(images))
+        finally:
+            self._embedding.sink = None
+        return sink[0].float().cpu()
+
+    def _capture_embedding(self, module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        sink = getattr(self._embedding, "sink", None)
+        if sink is not None:
+            sink.append(args[0].flatten(1))
 
     def _classify_chunk(
         self, slots: list[torch.Tensor | ImageError], top_ks: list[int]
