@@ -22,6 +22,7 @@ class ErrorKind(StrEnum):
     TOO_LARGE = "too_large"  # over a limit: pixels, duration, frames, characters, digits
     UNKNOWN_LANGUAGE = "unknown_language"  # a language code that is not ISO 639-1
     UNKNOWN_ITEM = "unknown_item"  # an id the model does not know (recommendation)
+    UNKNOWN_MODEL = "unknown_model"  # a model name (model=...) that no stored model has
     UNSUPPORTED_PAIR = "unsupported_pair"  # valid languages, but no engine serves the pair
     UNDETECTABLE = "undetectable"  # source=auto and no language could be identified
     UNSPEAKABLE = "unspeakable"  # text with nothing the voice can say

@@ -110,7 +110,7 @@ def build_app(served: Served, inner: Any) -> PaisApp:
     bentoml_routes = bentoml_schema(served.tasks)
 
     async def models() -> ModelsAnswer:
-        cards = await asyncio.gather(*(runner.cards() for runner in served.runners.values()))
+        cards = await asyncio.gather(*(runner.cards(fresh=True) for runner in served.runners.values()))
         return ModelsAnswer(models=[card for group in cards for card in group])
 
     async def stats() -> dict[str, Any]:

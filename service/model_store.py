@@ -55,13 +55,21 @@ def load_runtime(task: Task, source: str, **options: Any) -> Any:
 
 def load_task_runtime(task: Task, settings: Settings, device: str | None = None) -> Any:
     """The runtime of `task` from its stored copy (or configured source), on `device`
-    (default PAIS_DEVICE), with the options its section sets. Imports torch."""
-    return load_runtime(
-        task,
-        resolve_source(task.name, settings),
-        device=device or settings.device,
-        dtype=settings.dtype,
+    (default PAIS_DEVICE), with the options its section sets; with the task's custom
+    models beside it when it declares them. Imports torch."""
+    options = {
+        "device": device or settings.device,
+        "dtype": settings.dtype,
         **task.runtime_options(settings.section(task.name), settings),
+    }
+    runtime = load_runtime(task, resolve_source(task.name, settings), **options)
+    if not task.named_models:
+        return runtime
+    from .named_models import ModelShelf, NamedModels
+
+    custom_dir = Path(settings.model_dir) / "custom" if settings.model_dir else None
+    return NamedModels(
+        runtime, ModelShelf(task.name, custom_dir), lambda path: load_runtime(task, path, **options)
     )
 
 

@@ -211,7 +211,7 @@ class InlineRunner:
                     break
         return batch
 
-    async def cards(self) -> list[dict[str, Any]]:
+    async def cards(self, fresh: bool = False) -> list[dict[str, Any]]:
         return [card.to_dict() for card in self._runtime().cards]
 
     async def read(self, name: str) -> Any:
@@ -308,7 +308,11 @@ class RemoteRunner:
                 self._answers[key] = await self._call(api, *args)
         return self._answers[key]
 
-    async def cards(self) -> list[dict[str, Any]]:
+    async def cards(self, fresh: bool = False) -> list[dict[str, Any]]:
+        """The model cards; kept per worker unless `fresh` (GET /models: custom models are
+        trained while the server runs)."""
+        if fresh:
+            return await self._call("cards")
         return await self._once("cards", "cards")
 
     async def read(self, name: str) -> Any:

@@ -204,6 +204,9 @@ class Task:
     queries: tuple[Query, ...] = ()
     reads: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    # requests may name a custom model of the task (model=NAME[:version]: classifiers
+    # trained with models.finetune), served beside the configured one (service.named_models)
+    named_models: bool = False
     # entry-served runtimes: batches that may run at once (a runtime that is thread-safe
     # and has parallel engines), and the cost bound of one batch
     lanes: int = 1

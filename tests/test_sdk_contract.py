@@ -25,6 +25,7 @@ SCHEMAS = DOCUMENT["components"]["schemas"]
 # typed builder -> (operation, the result type its answer is parsed into, a list of them?)
 TYPED = {
     calls.classify: ("classify", results.Classification, True),
+    calls.embed: ("embed", results.Embedding, True),
     calls.detect: ("detect", results.Detections, True),
     calls.detect_annotated: ("detect_annotated", None, False),
     calls.analyze_video: ("analyze_video", results.VideoAnalysis, False),

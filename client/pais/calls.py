@@ -20,6 +20,7 @@ from .results import (
     Audio,
     Classification,
     Detections,
+    Embedding,
     Image,
     ModelCard,
     Recommendations,
@@ -160,15 +161,31 @@ def one_file(field_name: str, value: FileInput) -> tuple[tuple[str, Upload], ...
 # -- the endpoints --------------------------------------------------------------------
 
 
-def classify(images: FileInput | Sequence[FileInput], top_k: int | None = None) -> Call[list[Classification]]:
+def classify(
+    images: FileInput | Sequence[FileInput], top_k: int | None = None, model: str | None = None
+) -> Call[list[Classification]]:
     """Classify images (paths, bytes or binary files; JPEG, PNG, WebP, GIF): one
-    `Classification` per image, in order, `top_k` predictions each (server default 5)."""
+    `Classification` per image, in order, `top_k` predictions each (server default 5).
+    `model` names a custom classifier trained with models.finetune (NAME or NAME:version)."""
     return Call(
         "POST",
         "/classify",
         each(Classification),
         task="classify",
-        form=form(top_k=top_k),
+        form=form(top_k=top_k, model=model),
+        files=image_files("images", images),
+    )
+
+
+def embed(images: FileInput | Sequence[FileInput], model: str | None = None) -> Call[list[Embedding]]:
+    """Image embeddings (the features the classifier's final layer reads): one `Embedding`
+    per image, in order; from a custom classifier's backbone with `model`."""
+    return Call(
+        "POST",
+        "/embed",
+        each(Embedding),
+        task="embed",
+        form=form(model=model),
         files=image_files("images", images),
     )
 

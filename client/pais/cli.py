@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--option", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
         help="a task option, e.g. top_k=3, target=es, score_threshold=0.4 (repeatable)",
     )  # fmt: skip
+    batch.add_argument(
+        "--model",
+        metavar="NAME[:VERSION]",
+        help="a custom classifier (classify, embed): the same as -o model=NAME",
+    )
     batch.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     batch.add_argument(
         "--batch-size", type=int, help="records per request for classify/detect/translate (16/16/32)"
@@ -130,7 +135,7 @@ def _batch(args: argparse.Namespace) -> int:
                 api_key=args.api_key,
                 sagemaker_endpoint=args.sagemaker_endpoint,
                 region=args.region,
-                options=dict(args.option),
+                options={**dict(args.option), **({"model": args.model} if args.model else {})},
                 concurrency=args.concurrency,
                 batch_size=args.batch_size,
                 retry_failed=args.retry_failed,

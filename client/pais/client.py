@@ -101,6 +101,7 @@ class StreamEndpoint(Generic[P]):
 
 class _Endpoints:
     classify = Endpoint(calls.classify)
+    embed = Endpoint(calls.embed)
     detect = Endpoint(calls.detect)
     detect_annotated = Endpoint(calls.detect_annotated)
     analyze_video = Endpoint(calls.analyze_video)

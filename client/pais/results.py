@@ -120,6 +120,14 @@ class Classification(Result):
         return self.predictions[0] if self.predictions else None
 
 
+@dataclass(frozen=True)
+class Embedding(Result):
+    """One image's embedding, from `model`'s backbone."""
+
+    model: str
+    embedding: list[float]
+
+
 # -- detection and video --------------------------------------------------------------
 
 

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from ..device import Placement
+from ..errors import ErrorKind
 from ..image_runtime import ImageRuntime
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, ImageInput, to_rgb_tensor
 from ..info import ModelInfo
 from . import DEFAULT_SOURCE, MAX_TOP_K, loaders
 from .heads import final_linear
 from .preprocess import BatchPreparer
-from .schema import Classification, ClassifyItem, Prediction
+from .schema import Classification, ClassifyItem, Embedding, EmbedItem, Prediction
 
 
 class ImageClassifier(ImageRuntime):
@@ -66,9 +67,28 @@ class ImageClassifier(ImageRuntime):
                 raise result
         return results  # type: ignore[return-value]
 
-    def predict_batch(self, items: Sequence[ClassifyItem]) -> list[Classification | ImageError]:
-        """The runtime interface: one Classification or ImageError per item, in order."""
-        return self.classify_many([item.image for item in items], [item.top_k for item in items])
+    def predict_batch(
+        self, items: Sequence[ClassifyItem | EmbedItem]
+    ) -> list[Classification | Embedding | ImageError]:
+        """The runtime interface: a Classification per ClassifyItem, an Embedding per
+        EmbedItem, or an ImageError, in order."""
+        results: list[Classification | Embedding | ImageError | None] = [None] * len(items)
+        classify = [i for i, item in enumerate(items) if isinstance(item, ClassifyItem)]
+        answers = self.classify_many([items[i].image for i in classify], [items[i].top_k for i in classify])  # type: ignore[union-attr]
+        for i, answer in zip(classify, answers, strict=True):
+            results[i] = answer
+        embed = [i for i, item in enumerate(items) if isinstance(item, EmbedItem)]
+        if embed and self.info.details["embedding_size"] is None:
+            for i in embed:
+                results[i] = ImageError(
+                    ErrorKind.UNPROCESSABLE, f"{self.name} has no final linear layer: no embeddings"
+                )
+        elif embed:
+            for i, vector in zip(embed, self.embed_many([items[i].image for i in embed]), strict=True):
+                results[i] = (
+                    vector if isinstance(vector, ImageError) else Embedding(self.name, vector.tolist())
+                )
+        return results  # type: ignore[return-value]
 
     def classify_many(
         self, images: Sequence[bytes | torch.Tensor], top_k: int | Sequence[int] = 5

@@ -25,9 +25,28 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class Embedding:
+    """One image's embedding: the features the classifier's final layer reads."""
+
+    model: Annotated[str, Field(description="the model whose backbone computed it")]
+    embedding: Annotated[
+        list[float], Field(description="float32 values; the length is the model's embedding_size")
+    ]
+
+
+@dataclass(frozen=True)
 class ClassifyItem:
-    """One image to classify: its encoded bytes (JPEG, PNG, WebP, GIF) and how many
-    classes to return."""
+    """One image to classify: its encoded bytes (JPEG, PNG, WebP, GIF), how many classes to
+    return, and which model (None: the served classifier; else a stored custom one)."""
 
     image: bytes
     top_k: int = 5
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbedItem:
+    """One image whose embedding is wanted, from `model` (None: the served classifier)."""
+
+    image: bytes
+    model: str | None = None

@@ -1,4 +1,5 @@
-"""Image classification: POST /classify."""
+"""Image classification: POST /classify and POST /embed, with the served classifier or a
+custom one trained with `python -m models.finetune` (model=NAME[:version])."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.classification import DEFAULT_SOURCE, MAX_TOP_K, Classification, ClassifyItem
+from models.classification import (
+    DEFAULT_SOURCE,
+    MAX_TOP_K,
+    Classification,
+    ClassifyItem,
+    Embedding,
+    EmbedItem,
+)
 
 from ..config import ModelSettings, setting
 from ..context import Context
@@ -29,23 +37,51 @@ class ClassificationSettings(ModelSettings):
     max_images: int = setting(64, "Most images in one /classify request (413 beyond: split the batch).", 1)
 
 
+Images = Annotated[
+    list[bytes],
+    Files(IMAGE_TYPES),
+    Limit("max_images", what="images"),
+    Field(min_length=1, description="one or more images (JPEG, PNG, WebP, GIF: its first frame)"),
+]
+# BentoML store names (what `python -m models.finetune --name` stores), with a version or not
+ModelName = Annotated[
+    str | None,
+    Field(
+        max_length=128,
+        pattern=r"^[a-z0-9][a-z0-9._-]*(:[a-z0-9._-]+)?$",
+        description="a custom model trained with models.finetune: NAME (its latest version) or "
+        "NAME:version (GET /models lists them); unset: the served classifier",
+    ),
+]
+
+
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    images: Annotated[
-        list[bytes],
-        Files(IMAGE_TYPES),
-        Limit("max_images", what="images"),
-        Field(min_length=1, description="one or more images (JPEG, PNG, WebP, GIF: its first frame)"),
-    ]
+    images: Images
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="predictions per image")] = 5
+    model: ModelName = None
+
+
+class EmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    images: Images
+    model: ModelName = None
 
 
 async def classify(ctx: Context, request: ClassifyRequest) -> list[Classification]:
     """Classify one or more images: one entry per image, in order, best class first."""
     images = await checked_images(request.images, "images", ctx)
-    results = await ctx.predict([ClassifyItem(image, request.top_k) for image in images])
+    results = await ctx.predict([ClassifyItem(image, request.top_k, request.model) for image in images])
     return item_errors(results, "images")
+
+
+async def embed(ctx: Context, request: EmbedRequest) -> list[Embedding]:
+    """Image embeddings: the features the classifier's final layer reads (1280 floats for
+    EfficientNet-Lite0), one per image, in order; for search, clustering or a head of your own."""
+    images = await checked_images(request.images, "images", ctx)
+    return item_errors(await ctx.predict([EmbedItem(image, request.model) for image in images]), "images")
 
 
 TASK = Task(
@@ -54,8 +90,14 @@ TASK = Task(
     runtime="models.classification:ImageClassifier",
     settings=ClassificationSettings,
     operations=(
-        Operation("/classify", classify, batch=BatchJob("image", "images", group=16, split="items")),
+        Operation(
+            "/classify", classify, statuses=(404,), batch=BatchJob("image", "images", group=16, split="items")
+        ),
+        Operation(
+            "/embed", embed, statuses=(404, 422), batch=BatchJob("image", "images", group=16, split="items")
+        ),
     ),
+    named_models=True,
     runtime_options=lambda section, settings: {
         "max_pixels": settings.max_image_pixels,
         "forward_chunk": section.max_batch_size,

@@ -115,6 +115,7 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task("classify", "/classify", "image", calls.classify, "images", True, 16, _one_per_input),
+        Task("embed", "/embed", "image", calls.embed, "images", True, 16, _one_per_input),
         Task("detect", "/detect", "image", calls.detect, "images", True, 16, _one_per_input),
         Task("detect_annotated", "/detect/annotated", "image", calls.detect_annotated, "image", False),
         Task("analyze_video", "/analyze_video", "video", calls.analyze_video, "video", False, split=_whole),
