@@ -17,7 +17,8 @@ export BENTOML_DO_NOT_TRACK ?= true
 REQUIREMENTS := requirements/base.txt requirements/onnxruntime-cpu.txt requirements/dev.txt requirements/nodeps.txt \
 	requirements/constraints.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := $(shell sed -e 's/\#.*//' requirements/apt.txt)
+# apt.txt: what the services need (the image has it too); apt-dev.txt: what the tests add
+APT_PACKAGES := $(shell sed -e 's/\#.*//' requirements/apt.txt requirements/apt-dev.txt)
 
 .PHONY: help system-deps setup models serve serve-sagemaker test test-fast bench bento image lint clean
 
@@ -26,7 +27,7 @@ help:
 	@echo "make test    set up everything and run the tests"
 	@echo "other targets: system-deps setup models serve-sagemaker test-fast bench bento image lint clean"
 
-# Debian packages the services need; apt runs only when one is missing.
+# Debian packages the services and the tests need; apt runs only when one is missing.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

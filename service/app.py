@@ -53,7 +53,7 @@ Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 # BentoML's own routes, passed through to it; any other unknown path is a JSON 404 here.
-BENTOML_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs", "/"})
+BENTOML_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/"})
 BENTOML_PREFIXES = ("/static_content/", "/assets/")
 WATCH_AFTER_S = 0.05
 

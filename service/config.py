@@ -46,8 +46,8 @@ class ModelSettings(TaskSettings):
     )
     request_chunk: int = setting(
         0,
-        "Items of one request sent to the model service at a time, two chunks in flight: smaller "
+        "Items of one request sent to the model service at a time: smaller "
         "chunks let other requests' items in sooner (a small request waits less behind a large "
-        "one), larger ones fill a GPU's batches from one request alone. 0: 2 on a CPU, "
-        "max_batch_size/4 on a GPU.",
+        "one), larger ones fill a GPU's batches from one request alone. 0: one item at a time "
+        "on a CPU, max_batch_size/4 two at a time on a GPU.",
     )

@@ -220,9 +220,11 @@ def _answer(op: Operation, schemas: Schemas) -> dict[str, Any]:
     return answer
 
 
-def _errors(statuses: tuple[int, ...]) -> dict[str, Any]:
+def _errors(statuses: tuple[int, ...], common: tuple[int, ...] = COMMON_STATUSES) -> dict[str, Any]:
+    """Error answers: `statuses`, and those every route may give (not health checks: they
+    need no key and are never shed)."""
     out = {}
-    for status in sorted({*statuses, *COMMON_STATUSES}):
+    for status in sorted({*statuses, *common}):
         entry: dict[str, Any] = {
             "description": REASONS.get(status, "Error"),
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
@@ -295,7 +297,7 @@ def _standard_routes(tasks: tuple[Task, ...]) -> dict[str, Any]:
                         "description": "ready",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    **_errors((503,)),
+                    **_errors((503,), common=(500,)),
                 },
             }
         },

@@ -81,7 +81,10 @@ class Settings:
         1,
     )
     max_concurrency: int = setting(
-        256, "Requests in flight per entry worker before new ones get 429 (health checks exempt).", 1
+        256,
+        "Requests in flight before new ones get 429 (health checks exempt), shared evenly by the "
+        "entry workers.",
+        1,
     )
     max_request_bytes: int = setting(
         64 * MIB, "Largest request body accepted, in bytes (413 beyond); video has its own limit.", 1

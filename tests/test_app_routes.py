@@ -125,7 +125,7 @@ class FakeRunner:
             raise
         raise AssertionError("unreachable")
 
-    async def cards(self) -> list[dict[str, Any]]:
+    async def cards(self, fresh: bool = False) -> list[dict[str, Any]]:
         from service.runners import Unavailable
 
         if self.behaviour == "loading":

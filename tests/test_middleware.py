@@ -154,7 +154,7 @@ class FakeRunner:
         self.predicted.extend(items)
         raise AssertionError("a refused request must not reach the runner")
 
-    async def cards(self) -> list[dict[str, Any]]:
+    async def cards(self, fresh: bool = False) -> list[dict[str, Any]]:
         return []
 
     async def batch_stats(self) -> dict[str, Any]:

@@ -310,7 +310,7 @@ class FakeProxy:
         finally:
             self.in_flight -= 1
 
-    async def cards(self) -> list[dict[str, Any]]:
+    async def cards(self, fresh: bool = False) -> list[dict[str, Any]]:
         self.calls.append("cards")
         if self.fail is not None:
             raise self.fail

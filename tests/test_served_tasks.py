@@ -19,7 +19,7 @@ from service.tasks import BUILTIN, TASKS, TaskRegistry, registry_from_env
 from .inprocess import serving, settings_for
 from .servers import bentoml_serve, free_port, running_server, service_env
 
-BUILTIN_TASKS = ["classification", "detection", "video", "translation", "speech", "recommendation"]
+BUILTIN_TASKS = ["classification", "detection", "recommendation", "speech", "translation", "video"]
 
 
 def test_the_registry_lists_the_builtin_tasks_and_their_routes():
@@ -28,6 +28,7 @@ def test_the_registry_lists_the_builtin_tasks_and_their_routes():
     routes = {op.path: task.name for task, op in TASKS.operations()}
     assert routes == {
         "/classify": "classification",
+        "/embed": "classification",
         "/detect": "detection",
         "/detect/annotated": "detection",
         "/analyze_video": "video",
@@ -43,13 +44,15 @@ def test_the_registry_lists_the_builtin_tasks_and_their_routes():
         "detection",
         "classification",
     }
-    with pytest.raises(KeyError, match="unknown task 'paint'; tasks: classification, detection, video"):
+    with pytest.raises(
+        KeyError, match="unknown task 'paint'; tasks: classification, detection, recommendation"
+    ):
         TASKS.get("paint")
 
 
 def test_tasks_served_are_a_subset_in_registry_order():
     assert TASKS.served("all") == tuple(BUILTIN_TASKS)
-    assert TASKS.served("speech,translation") == ("translation", "speech")
+    assert TASKS.served("translation,speech") == ("speech", "translation")
     assert TASKS.served(" video ") == ("classification", "detection", "video")
     assert Settings.from_env({"PAIS_TASKS": "recommendation"}).served_tasks() == ("recommendation",)
 
@@ -60,7 +63,7 @@ def test_unknown_task_names_are_refused_with_the_accepted_list(setting):
         TASKS.served(setting)
     message = str(refused.value)
     assert f"PAIS_TASKS={setting!r}" in message
-    assert "accepted: classification, detection, video, translation, speech, recommendation or all" in message
+    assert "accepted: classification, detection, recommendation, speech, translation, video or all" in message
 
 
 # -- a task added by its declaration alone ------------------------------------------------

@@ -16,7 +16,7 @@ from service.settings import RENAMED, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 OPERATIONS_DOC = REPO / "docs" / "operations.md"
-ALL_TASKS = ("classification", "detection", "video", "translation", "speech", "recommendation")
+ALL_TASKS = ("classification", "detection", "recommendation", "speech", "translation", "video")
 
 
 def test_defaults_are_safe():
@@ -139,7 +139,7 @@ def test_booleans():
     ("tasks", "served"),
     [
         ("all", ALL_TASKS),
-        ("speech, translation", ("translation", "speech")),  # the registry's order, not the setting's
+        ("translation, speech", ("speech", "translation")),  # the registry's order, not the setting's
         ("video", ("classification", "detection", "video")),  # video builds on both image models
         ("detection,video", ("classification", "detection", "video")),
         ("recommendation", ("recommendation",)),
@@ -153,7 +153,7 @@ def test_tasks_setting_with_what_tasks_require(tasks, served):
 def test_unknown_tasks_are_refused_with_the_accepted_list(tasks):
     # refused when the settings are read: `bentoml serve` fails before any worker starts
     with pytest.raises(
-        ValueError, match=r"accepted: classification, detection, video, .*recommendation or all"
+        ValueError, match=r"accepted: classification, detection, recommendation, .*video or all"
     ):
         Settings.from_env({"PAIS_TASKS": tasks})
 

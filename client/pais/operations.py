@@ -74,8 +74,8 @@ def operations(document: dict[str, Any]) -> dict[str, Operation]:
     found = {}
     for path, methods in document.get("paths", {}).items():
         spec = methods.get("post") if isinstance(methods, dict) else None
-        if not spec or "operationId" not in spec or "requestBody" not in spec:
-            continue
+        if not spec or "operationId" not in spec or "requestBody" not in spec or "x-pais-task" not in spec:
+            continue  # only the tasks' operations (not SageMaker's /invocations, say)
         content = spec["requestBody"].get("content", {})
         media, body_spec = next(iter(content.items()), ("", {}))
         schema = _resolve(body_spec.get("schema", {}), schemas)

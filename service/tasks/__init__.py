@@ -1,7 +1,8 @@
 """The task registry: every task PAIS can serve, one declaration module each.
 
-Built-in tasks are the modules listed in BUILTIN; PAIS_TASK_MODULES adds more (a plugin's
-own declaration, or a test's). Modules are imported on first use, in order; each defines
+Built-in tasks are the modules of this package, in alphabetical order: adding a task is
+adding its module here (no list to extend). PAIS_TASK_MODULES adds more (a plugin's own
+declaration, or a test's). Modules are imported on first use, in order; each defines
 `TASK` (service.task.Task). Everything that lists tasks (settings, routes, model services,
 OpenAPI, bentofile check, docs) asks this registry.
 """
@@ -10,17 +11,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from collections.abc import Iterable
 
 from ..task import Operation, Task
 
-BUILTIN = (
-    "service.tasks.classification",
-    "service.tasks.detection",
-    "service.tasks.video",
-    "service.tasks.translation",
-    "service.tasks.speech",
-    "service.tasks.recommendation",
+BUILTIN = tuple(
+    f"{__name__}.{module.name}" for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
 )
 
 
