@@ -111,7 +111,7 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="NAME=VALUE for the container (repeatable); readable by whoever may describe the "
-        "deployment, so no secrets (names like *_KEY, *TOKEN, *SECRET, *PASSWORD are refused)",
+        "deployment, so no secrets (names with a part KEY, TOKEN, SECRET, PASSWORD... are refused)",
     )
     parser.add_argument(
         "--secret",
