@@ -55,11 +55,6 @@ def unique_suffix(moment: datetime | None = None) -> str:
     return f"{stamp}-{''.join(secrets.choice(_ALPHABET) for _ in range(RANDOM_CHARS))}"
 
 
-def versioned(name: str, moment: datetime | None = None) -> str:
-    """`<name>-<unique suffix>`: a model, endpoint config or variant of one deploy."""
-    return f"{name}-{unique_suffix(moment)}"
-
-
 def batch_job_name(deployment: str, moment: datetime | None = None) -> str:
     return f"{deployment}{BATCH_INFIX}{unique_suffix(moment)}"
 
@@ -69,8 +64,9 @@ _SUFFIX = re.compile(rf"^(\d{{15}}-[{_ALPHABET}]{{{RANDOM_CHARS}}}|\d{{8}}-\d{{6
 
 
 def is_versioned(name: str, deployment: str, infix: str = "-") -> bool:
-    """Whether `name` is one `versioned` (or `batch_job_name`, with BATCH_INFIX) makes for
-    `deployment`: only the tags can say the tool made it, but no other name is its."""
+    """Whether `name` is one the tool makes for `deployment`: `<deployment>-<suffix>` (its
+    models and endpoint configs) or, with BATCH_INFIX, its batch jobs. Only the tags can
+    say the tool made it, but no other name is its."""
     prefix = f"{deployment}{infix}"
     return name.startswith(prefix) and bool(_SUFFIX.match(name[len(prefix) :]))
 

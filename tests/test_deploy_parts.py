@@ -15,13 +15,15 @@ from deploy.ec2 import ami, userdata
 from deploy.errors import DeployError
 from deploy.logs import parse_since
 from deploy.naming import (
+    BATCH_INFIX,
     MAX_NAME,
     SAGEMAKER_MAX,
     batch_job_name,
     check_name,
+    is_versioned,
     parse_env,
     parse_tags,
-    versioned,
+    unique_suffix,
 )
 from deploy.plan import enum_values, plan_params
 from deploy.sagemaker.autoscale import Autoscale
@@ -109,13 +111,15 @@ def test_user_data_refuses_a_tag_and_unchecked_artifacts():
 
 def test_names_do_not_collide_in_the_same_millisecond():
     moment = datetime(2025, 1, 31, 14, 25, 1, 123456, tzinfo=UTC)
-    names = {versioned("d" * MAX_NAME, moment) for _ in range(2000)}
-    assert len(names) == 2000  # 2^25 random parts: a clash here would be a 1-in-17,000 event
+    names = {f"{'d' * MAX_NAME}-{unique_suffix(moment)}" for _ in range(20)}
+    assert len(names) == 20  # 2^25 random parts: 20 names clash once in ~176,000 runs
     name = next(iter(names))
     assert name.startswith("d" * MAX_NAME + "-250131142501123-") and len(name) <= SAGEMAKER_MAX
     assert len(batch_job_name("d" * MAX_NAME, moment)) == SAGEMAKER_MAX  # the longest made name
-    later = versioned("d", moment.replace(microsecond=124000))
-    assert later > versioned("d", moment).rsplit("-", 1)[0]  # names sort by time
+    later = unique_suffix(moment.replace(microsecond=124000))
+    assert later > unique_suffix(moment).rsplit("-", 1)[0]  # names sort by time
+    assert is_versioned(f"x-{later}", "x") and is_versioned(batch_job_name("x", moment), "x", BATCH_INFIX)
+    assert not is_versioned(f"x-other-{later}", "x") and not is_versioned("x-batch-theirs", "x", BATCH_INFIX)
 
 
 def test_secrets_are_refused_in_env_and_taken_from_the_environment():
