@@ -4,9 +4,17 @@ The archive holds one PAIS snapshot directory per task, `<task>/pais-model.json`
 weights beside it (the latest stored version of each `pais-<task>` model, or the stored
 model named for a task with `<task>=<name>[:<version>]`), which is what
 the container loads from /opt/ml/model/<task>/ after SageMaker (or the EC2 user data)
-extracts it (PAIS_MODEL_DIR). It is packed deterministically (sorted entries, fixed times
-and owners, gzip without a time stamp), so the same models give the same bytes and the same
-sha256, and a second push uploads nothing.
+extracts it (PAIS_MODEL_DIR), and at its root a digest manifest (`pais-artifacts.sha256`,
+every file's sha256) whose own sha256 the deploy tool hands the container, which checks the
+files against it before serving (deploy/entrypoint.py). It is packed deterministically
+(sorted entries, fixed times and owners, gzip without a time stamp), so the same models give
+the same bytes and the same sha256, and a second push uploads nothing.
+
+`push` stores it as `<repository>/<tag>/model.tar.gz` (release_key) in the tool's artifacts
+bucket: `pais-artifacts-<account>-<region>-<random>`, found again by listing the account's
+own buckets (ListBuckets shows no one else's) for one tagged as the tool's, so that no one
+can make the bucket first under a name the tool would guess. Every S3 call passes
+ExpectedBucketOwner (deploy/aws.py), so a bucket of another account is refused, not used.
 
 The upload is a multipart upload with a SHA-256 checksum on every part (S3 refuses a part
 whose bytes do not match) and is verified afterwards: the object's composite checksum, as
@@ -20,6 +28,7 @@ import gzip
 import hashlib
 import io
 import os
+import secrets
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,13 +38,24 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from .aws import Aws, is_not_found
+from .aws import Aws, error_code, is_not_found
+from .entrypoint import MANIFEST_NAME, file_digest, manifest_text
 from .errors import DeployError
+from .naming import key_value_tags
+from .ownership import S3_BUCKET, Ownership, made_by_tool
 
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB
 MAX_PARTS = 10_000
 STORE_PREFIX = "pais-"
+RELEASE_FILE = "model.tar.gz"
+BUCKET_PREFIX = "pais-artifacts-"
+_BUCKET_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+BUCKET_RANDOM_CHARS = 10  # 36^10 names: not worth guessing
+# The object metadata `push` records: the archive's sha256 (checked by EC2 user data) and
+# its digest manifest's (checked by the container at start-up).
+SHA256_METADATA = "sha256"
+MANIFEST_METADATA = "manifest-sha256"
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,7 @@ class PackedModels:
     sha256: str
     size: int
     models: dict[str, str]  # store name -> version
+    manifest_sha256: str  # of the digest manifest inside, which the container checks
 
 
 def default_store() -> Path:
@@ -95,7 +116,8 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
             if file.is_file()
         ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.tar.gz"
+    path = out_dir / RELEASE_FILE
+    manifest = manifest_text({arcname: file_digest(file) for file, arcname in entries}).encode()
     with (
         path.open("wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
@@ -103,19 +125,31 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
     ):
         for file, arcname in entries:
             info = tar.gettarinfo(str(file), arcname=arcname)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            info.mode = 0o644
             with file.open("rb") as handle:
-                tar.addfile(info, handle)
-    return PackedModels(path, file_sha256(path), path.stat().st_size, versions)
+                tar.addfile(_fixed(info), handle)
+        tar.addfile(_fixed(tarfile.TarInfo(MANIFEST_NAME), len(manifest)), io.BytesIO(manifest))
+    return PackedModels(
+        path, file_digest(path), path.stat().st_size, versions, hashlib.sha256(manifest).hexdigest()
+    )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _fixed(info: tarfile.TarInfo, size: int | None = None) -> tarfile.TarInfo:
+    """An entry without times, owners or modes of this machine: the same bytes each time."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    info.mode = 0o644
+    if size is not None:
+        info.size = size
+    return info
+
+
+def release_key(repository: str, tag: str) -> str:
+    return f"{repository}/{tag}/{RELEASE_FILE}"
+
+
+def is_release_key(key: str) -> bool:
+    """Whether `key` has the layout `push` writes: <repository>/<tag>/model.tar.gz."""
+    parts = key.split("/")
+    return len(parts) == 3 and all(parts) and parts[2] == RELEASE_FILE
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -130,23 +164,64 @@ def artifact_prefix(uri: str, repository: str) -> str:
     repository (`s3://bucket/<repository>/`), so the role outlives one release; for
     artifacts stored elsewhere, their own folder."""
     bucket, key = split_s3_uri(uri)
-    if key.startswith(f"{repository}/") and key.endswith("/model.tar.gz") and key.count("/") == 2:
+    if is_release_key(key) and key.startswith(f"{repository}/"):
         return f"s3://{bucket}/{repository}/"
     return f"s3://{bucket}/{key.rsplit('/', 1)[0]}/" if "/" in key else uri
 
 
-def default_bucket(aws: Aws) -> str:
-    return f"pais-artifacts-{aws.account_id}-{aws.region}"
+def bucket_prefix(aws: Aws) -> str:
+    return f"{BUCKET_PREFIX}{aws.account_id}-{aws.region}-"
 
 
-def ensure_bucket(aws: Aws, bucket: str, tags: dict[str, str]) -> None:
-    """A private bucket: created with public access blocked when it does not exist."""
-    try:
-        aws.read("s3", "HeadBucket", Bucket=bucket)
-        return
-    except ClientError as error:
-        if not is_not_found(error):
-            raise
+def find_default_bucket(aws: Aws, owner: Ownership | None = None) -> str | None:
+    """The tool's artifacts bucket in this account and region, or None: among the buckets
+    ListBuckets shows (the caller's own), the oldest one named `bucket_prefix` and tagged
+    as made by the tool. One named so but untagged is left alone (and named in `owner`)."""
+    prefix = bucket_prefix(aws)
+    listed = aws.read("s3", "ListBuckets", Prefix=prefix).get("Buckets", [])
+    mine = []
+    for bucket in sorted(listed, key=lambda b: (b["CreationDate"], b["Name"])):
+        if not bucket["Name"].startswith(prefix):
+            continue
+        if made_by_tool(S3_BUCKET.read(aws, bucket["Name"]) or {}):
+            mine.append(bucket["Name"])
+        elif owner is not None:
+            owner.left_alone.append(
+                {
+                    "kind": S3_BUCKET.label,
+                    "name": bucket["Name"],
+                    "reason": "named like the tool's artifacts bucket but not tagged as made by it: not used",
+                }
+            )
+    return mine[0] if mine else None
+
+
+def new_bucket_name(aws: Aws) -> str:
+    """`pais-artifacts-<account>-<region>-<10 random characters>` (at most 54 characters)."""
+    return bucket_prefix(aws) + "".join(secrets.choice(_BUCKET_ALPHABET) for _ in range(BUCKET_RANDOM_CHARS))
+
+
+def ensure_bucket(aws: Aws, bucket: str | None, tags: dict[str, str], owner: Ownership) -> str:
+    """The bucket to push to: `bucket` (one of this account's, or created), else the tool's
+    own (found, or created with a name no one can guess). Returns its name."""
+    if bucket is None:
+        found = find_default_bucket(aws, owner)
+        if found is not None:
+            return found
+        bucket = new_bucket_name(aws)
+    else:
+        try:
+            aws.read("s3", "HeadBucket", Bucket=bucket)
+            return bucket
+        except ClientError as error:
+            if error_code(error) in ("403", "AccessDenied"):
+                raise DeployError(
+                    f"bucket {bucket} belongs to another account, or this one may not read it (S3 "
+                    f"answered 403 to ExpectedBucketOwner={aws.account_id}): pass --bucket a bucket of "
+                    "this account, or leave --bucket out to use the tool's own"
+                ) from None
+            if not is_not_found(error):
+                raise
     params: dict[str, Any] = {"Bucket": bucket}
     if aws.region != "us-east-1":
         params["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
@@ -162,12 +237,8 @@ def ensure_bucket(aws: Aws, bucket: str, tags: dict[str, str]) -> None:
             "RestrictPublicBuckets": True,
         },
     )
-    aws.write(
-        "s3",
-        "PutBucketTagging",
-        Bucket=bucket,
-        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
-    )
+    aws.write("s3", "PutBucketTagging", Bucket=bucket, Tagging={"TagSet": key_value_tags(tags)})
+    return bucket
 
 
 def part_size_for(size: int, wanted: int) -> int:
@@ -203,7 +274,7 @@ def _read(path: Path, offset: int, length: int) -> bytes:
 
 def existing_sha256(aws: Aws, bucket: str, key: str) -> str | None:
     try:
-        return aws.read("s3", "HeadObject", Bucket=bucket, Key=key)["Metadata"].get("sha256")
+        return aws.read("s3", "HeadObject", Bucket=bucket, Key=key)["Metadata"].get(SHA256_METADATA)
     except ClientError as error:
         if is_not_found(error):
             return None
@@ -225,7 +296,7 @@ def upload_verified(
         Key=key,
         ContentType="application/gzip",
         ChecksumAlgorithm="SHA256",
-        Metadata={"sha256": packed.sha256},
+        Metadata={SHA256_METADATA: packed.sha256, MANIFEST_METADATA: packed.manifest_sha256},
         Tagging=urlencode(tags),
     )
     try:

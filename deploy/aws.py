@@ -5,6 +5,11 @@ plan depends on what exists) or `Aws.write` (anything that creates, changes or d
 in a dry run it is validated against botocore's service model and recorded, not sent).
 Both validate their parameters the same way, so a dry run's plan is exactly what a real
 run would send.
+
+Every S3 call that names a bucket also names the account that must own it
+(ExpectedBucketOwner: this account), added here so that no call can forget it: S3 then
+refuses, with 403, to read from or write to a bucket of anyone else, e.g. one made under a
+name the tool uses before the tool made it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .errors import DeployError
-from .plan import Unknown, plan_params, validate_call
+from .plan import Unknown, has_member, plan_params, validate_call
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,19 @@ class Aws:
         """A call that changes nothing: made in every mode."""
         return self._send(service, operation, params, read=True)
 
+    def find(self, service: str, operation: str, **params: Any) -> dict[str, Any] | None:
+        """A read whose "does not exist" is an answer: None."""
+        try:
+            return self.read(service, operation, **params)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+
     def write(self, service: str, operation: str, **params: Any) -> Any:
         """A call that changes AWS: recorded (and not sent) in a dry run, whose answer is then
         an `Unknown` standing for the values AWS would have returned."""
+        params = self._owned_bucket(service, operation, params)
         if self.dry_run:
             recorded = plan_params(params)
             _raise_if_invalid(service, operation, recorded)
@@ -114,7 +129,18 @@ class Aws:
         else:
             self.progress(message)
 
+    def _owned_bucket(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if (
+            service == "s3"
+            and "Bucket" in params
+            and "ExpectedBucketOwner" not in params
+            and has_member(service, operation, "ExpectedBucketOwner")
+        ):
+            return {**params, "ExpectedBucketOwner": self.account_id}
+        return params
+
     def _send(self, service: str, operation: str, params: dict[str, Any], read: bool) -> dict[str, Any]:
+        params = self._owned_bucket(service, operation, params)
         _raise_if_invalid(service, operation, plan_params(params))
         return getattr(self.client(service), xform_name(operation))(**params)
 

@@ -4,7 +4,12 @@ down, estimate cost. `python -m deploy <command> --help` documents each command.
 Common options work before or after the command: --region, --profile, --endpoint-url
 (another AWS endpoint, e.g. a local emulator), --dry-run (print the planned AWS calls,
 validated against botocore's service model, and change nothing), --wait/--no-wait,
---timeout, --tags, --output text|json.
+--timeout, --tags, --output text|json, --force-adopt NAME.
+
+The tool changes and deletes only what it made for the deployment at hand (its tags say
+so); anything else with an expected name is left alone and named in the output, unless
+`--force-adopt NAME` hands it over (deploy/ownership.py). Secrets go with `--secret`, never
+`--env` (deploy/secret_store.py).
 """
 
 from __future__ import annotations
@@ -15,18 +20,21 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 from botocore.exceptions import ClientError
 
-from . import artifacts, cost, ecr, iam, image, logs
+from . import artifacts, cost, ecr, iam, image, logs, secret_store
 from .aws import Aws, AwsOptions, is_not_found
 from .ec2 import ami as ec2_ami
 from .ec2 import instance as ec2_instance
+from .entrypoint import ARTIFACTS_SHA256, SETTING_API_KEYS, SETTING_DEVICE
 from .errors import DeployError
-from .naming import check_name, parse_env, parse_tags, resource_tags, stamp
+from .naming import check_name, parse_env, parse_tags, resource_tags, unique_suffix
+from .ownership import Ownership
 from .sagemaker import batch as sm_batch
 from .sagemaker import endpoint as sm_endpoint
 from .sagemaker import invoke as sm_invoke
@@ -74,6 +82,15 @@ def _common(parser: argparse.ArgumentParser, nested: bool) -> None:
         "--poll-interval", type=float, default=default(10.0), help="seconds between status checks"
     )
     group.add_argument("--max-attempts", type=int, default=default(5), help="attempts per AWS call (retries)")
+    group.add_argument(
+        "--force-adopt",
+        action="append",
+        default=default([]),
+        metavar="NAME",
+        help="take over the resource called NAME (or with that id) although the tool did not make it "
+        "for this deployment: it is tagged as the tool's, then changed or deleted (repeatable; a "
+        "dry run shows what would change)",
+    )
 
 
 def _image_options(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +107,20 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
         help="deploy without model artifacts (the image carries its models)",
     )
     parser.add_argument(
-        "--env", action="append", default=[], help="NAME=VALUE for the container (repeatable)"
+        "--env",
+        action="append",
+        default=[],
+        help="NAME=VALUE for the container (repeatable); readable by whoever may describe the "
+        "deployment, so no secrets (names with a part KEY, TOKEN, SECRET, PASSWORD... are refused)",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="a secret for the container (repeatable): stored as an SSM SecureString parameter "
+        "/pais/<name>/NAME, which the container reads at start-up; NAME alone takes the value from "
+        "this environment's $NAME (kept out of shell history)",
     )
 
 
@@ -119,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: docker, buildah or skopeo if found, else oci",
     )
     push.add_argument(
-        "--bucket", help="S3 bucket for model artifacts (default pais-artifacts-<account>-<region>)"
+        "--bucket",
+        help="S3 bucket of this account for model artifacts (default: the tool's own, "
+        "pais-artifacts-<account>-<region>-<random>, made on first push)",
     )
     push.add_argument(
         "--model-store", type=Path, help="BentoML home to pack (default $BENTOML_HOME or ./.bentoml)"
@@ -166,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--serverless",
         action="store_true",
-        help="serverless endpoint, CPU only (PAIS_DEVICE=cpu): push pais:cpu for it",
+        help=f"serverless endpoint, CPU only ({SETTING_DEVICE}=cpu): push pais:cpu for it",
     )
     deploy.add_argument(
         "--memory-mb", type=int, default=6144, help="--serverless memory: 1024..6144 (default 6144)"
@@ -242,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-cidr", required=True, help="who may reach the service port, e.g. 203.0.113.7/32"
     )
     ec2_deploy.add_argument("--instance-type", default="g5.xlarge")
-    ec2_deploy.add_argument("--port", type=int, default=80, help="service port on the instance (default 80)")
+    ec2_deploy.add_argument("--port", type=int, default=443, help="HTTPS port on the instance (default 443)")
     ec2_deploy.add_argument("--ami", help="AMI id (default: the latest Deep Learning AMI)")
     ec2_deploy.add_argument(
         "--ami-parameter", default=ec2_ami.DLAMI_PARAMETER, help="SSM parameter naming the AMI"
@@ -288,12 +320,18 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
 # --- commands ---------------------------------------------------------------------------
 
 
+def _owner(aws: Aws, args: argparse.Namespace, deployment: str) -> Ownership:
+    """The ownership checks of this command (deploy/ownership.py)."""
+    return Ownership(aws, deployment, frozenset(args.force_adopt), parse_tags(args.tags))
+
+
 def cmd_push(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    owner = _owner(aws, args, "shared")
     tags = resource_tags("shared", parse_tags(args.tags))
     tag = args.tag or _default_tag()
     result: dict[str, Any] = {"tag": tag}
     if not args.skip_image:
-        repository = ecr.ensure_repository(aws, args.repository, tags, args.keep_images)
+        repository = ecr.ensure_repository(aws, owner, args.repository, tags, args.keep_images)
         pusher = image.pusher(args.pusher or image.default_pusher())
         if aws.dry_run and pusher.name != "oci":
             aws.note(f"{pusher.name}: push {args.image} to {repository.uri}:{tag}")
@@ -310,78 +348,119 @@ def cmd_push(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
             result["image"] = pushed.uri
             result["digest"] = pushed.digest
     if not args.skip_artifacts:
-        bucket = args.bucket or artifacts.default_bucket(aws)
-        artifacts.ensure_bucket(aws, bucket, tags)
+        bucket = artifacts.ensure_bucket(aws, args.bucket, tags, owner)
         store = args.model_store or artifacts.default_store()
         with tempfile.TemporaryDirectory(prefix="pais-push-") as folder:
             packed = artifacts.pack_model_store(store, Path(folder), args.models)
-            key = f"{args.repository}/{tag}/model.tar.gz"
+            key = artifacts.release_key(args.repository, tag)
             uploaded = artifacts.upload_verified(
                 aws, packed, bucket, key, args.part_size_mb * artifacts.MIB, tags
             )
         result["model_data"] = uploaded["uri"]
         result["models"] = packed.models
         result["sha256"] = packed.sha256
+        result["manifest_sha256"] = packed.manifest_sha256
         result["size_bytes"] = packed.size
         result["uploaded"] = uploaded["uploaded"]
-    return result
+    return result | owner.report()
 
 
 def _default_tag() -> str:
+    """A tag no other push gets: a stamp with a random part, and the git commit."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=8", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = ""
-    return f"{stamp()}-{commit}" if commit else stamp()
+    return f"{unique_suffix()}-{commit}" if commit else unique_suffix()
 
 
-def _resolve_release(aws: Aws, args: argparse.Namespace) -> tuple[ecr.ImageRef, str | None, str | None]:
-    """The image (by digest) and model artifacts (URI, sha256) a deploy command uses."""
+@dataclass(frozen=True)
+class Release:
+    """The image (by digest) and model artifacts a deploy command uses, with the digests
+    `push` recorded: the archive's (EC2 user data checks it) and its manifest's (the
+    container checks the unpacked files against it)."""
+
+    image: ecr.ImageRef
+    model_data: str | None = None
+    sha256: str | None = None
+    manifest_sha256: str | None = None
+
+    def entrypoint_env(self) -> dict[str, str]:
+        return {ARTIFACTS_SHA256: self.manifest_sha256} if self.manifest_sha256 else {}
+
+
+def _resolve_release(aws: Aws, args: argparse.Namespace) -> Release:
     found = ecr.resolve_image(aws, args.repository, args.image)
     if args.no_model_data:
-        return found, None, None
-    candidates = (
-        [args.model_data]
-        if args.model_data
-        else [
-            f"s3://{artifacts.default_bucket(aws)}/{args.repository}/{tag}/model.tar.gz" for tag in found.tags
-        ]
-    )
+        return Release(found)
+    if args.model_data:
+        candidates = [args.model_data]
+    else:
+        bucket = artifacts.find_default_bucket(aws)
+        candidates = (
+            [f"s3://{bucket}/{artifacts.release_key(args.repository, tag)}" for tag in found.tags]
+            if bucket
+            else []
+        )
     for uri in candidates:
         bucket, key = artifacts.split_s3_uri(uri)
         try:
-            head = aws.read("s3", "HeadObject", Bucket=bucket, Key=key)
+            metadata = aws.read("s3", "HeadObject", Bucket=bucket, Key=key).get("Metadata", {})
         except ClientError as error:
             if is_not_found(error):
                 continue
             raise
-        return found, uri, head.get("Metadata", {}).get("sha256")
+        release = Release(
+            found, uri, metadata.get(artifacts.SHA256_METADATA), metadata.get(artifacts.MANIFEST_METADATA)
+        )
+        if not release.sha256 or not release.manifest_sha256:
+            raise DeployError(
+                f"{uri} carries no sha256 metadata of its own and of its digest manifest, so the "
+                "deployment could not check the artifacts it runs: upload them with `python -m deploy push`"
+            )
+        return release
     raise DeployError(
         f"no model artifacts found for {found.uri} (looked for: {', '.join(candidates) or 'none'}); "
         "run `python -m deploy push`, or pass --model-data or --no-model-data"
     )
 
 
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    """--env, checked to hold no secrets."""
+    env = parse_env(args.env)
+    secret_store.check_env(env)
+    return env
+
+
 def cmd_sm_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
     name = check_name(args.name)
     if args.async_ and not args.async_output:
         raise DeployError("--async needs --async-output s3://bucket/prefix/")
-    found, model_data, _ = _resolve_release(aws, args)
-    env = parse_env(args.env)
+    env, secrets = _env(args), secret_store.parse_secrets(args.secret)
+    if SETTING_API_KEYS in env or SETTING_API_KEYS in secrets:
+        raise DeployError(
+            f"{SETTING_API_KEYS} does not apply to SageMaker: SageMaker forwards no Authorization "
+            "header to the container, so every /invocations would answer 401. A SageMaker endpoint "
+            "is called with AWS credentials (SigV4): grant callers sagemaker:InvokeEndpoint on it"
+        )
+    release = _resolve_release(aws, args)
     if args.serverless:
-        env.setdefault("PAIS_DEVICE", "cpu")  # serverless endpoints have no GPU
+        env.setdefault(SETTING_DEVICE, "cpu")  # serverless endpoints have no GPU
     tags = parse_tags(args.tags)
-    role_arn = args.role_arn or _sagemaker_role(aws, name, model_data, args, tags)
+    owner = _owner(aws, args, name)
+    sm_endpoint.check_existing(aws, owner, name, args.mode)  # before anything is written
+    stored = secret_store.store(aws, owner, name, secrets, resource_tags(name, tags))
+    role_arn = args.role_arn or _sagemaker_role(aws, owner, name, release.model_data, args, tags)
     spec = sm_endpoint.EndpointSpec(
         name=name,
-        image=found,
-        model_data=model_data,
+        image=release.image,
+        model_data=release.model_data,
         role_arn=role_arn,
         instance_type=args.instance_type,
         instance_count=args.instance_count,
-        env=env,
+        env={**env, **secret_store.reference_env(stored), **release.entrypoint_env()},
         tags=tags,
         mode=args.mode,
         variant_weight=args.variant_weight,
@@ -397,22 +476,40 @@ def cmd_sm_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
         autoscale=args.autoscale,
         keep_previous=args.keep_previous,
     )
-    return sm_endpoint.deploy(aws, spec, args.wait, args.timeout)
+    result = sm_endpoint.deploy(aws, owner, spec, args.wait, args.timeout)
+    if stored:
+        result["secrets"] = secret_store.parameter_names(stored)
+    return result | owner.report()
 
 
 def _sagemaker_role(
-    aws: Aws, name: str, model_data: str | None, args: argparse.Namespace, tags: dict[str, str]
+    aws: Aws,
+    owner: Ownership,
+    name: str,
+    model_data: str | None,
+    args: argparse.Namespace,
+    tags: dict[str, str],
 ) -> str:
     """The tool's execution role for `name`: made with --create-role, and kept in line with
-    each deploy (its policy follows the artifacts and async paths in use)."""
+    each deploy (its policy follows the artifacts and async paths in use; it may always
+    read the deployment's SSM parameters, which a rolled-back release may still need)."""
     role = sm_lifecycle.role_name(name)
     if not args.create_role and iam.find_role(aws, role) is None:
         raise DeployError(f"no execution role: pass --role-arn ARN, or --create-role to make {role}")
     repository = ecr.find_repository(aws, args.repository)
     reads = [artifacts.artifact_prefix(model_data, args.repository)] if model_data else []
     outputs = [uri for uri in (args.async_output, args.async_failure) if uri and args.async_]
-    policy = iam.sagemaker_policy(aws, repository["repositoryArn"], reads + outputs, outputs)
-    return iam.ensure_role(aws, role, "sagemaker", policy, resource_tags(name, tags))
+    parameters = secret_store.parameters_arn_pattern(aws, name)
+    policy = iam.sagemaker_policy(aws, repository["repositoryArn"], reads + outputs, outputs, (), parameters)
+    return iam.ensure_role(
+        aws,
+        owner,
+        role,
+        "sagemaker",
+        policy,
+        resource_tags(name, tags),
+        instead="pass --role-arn <its ARN> to use it as it is",
+    )
 
 
 def cmd_sm_invoke(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
@@ -451,7 +548,7 @@ def cmd_sm_batch(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
         max_payload_mb=args.max_payload_mb,
         strategy=args.strategy,
         task=args.task,
-        env=parse_env(args.env),
+        env=_env(args),
         tags=parse_tags(args.tags),
         wait=args.wait,
         timeout_s=args.timeout,
@@ -472,24 +569,23 @@ def cmd_sm_logs(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sm_teardown(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
-    return sm_lifecycle.teardown(aws, args.name, args.purge_artifacts, args.wait, args.timeout)
+    owner = _owner(aws, args, args.name)
+    return sm_lifecycle.teardown(aws, owner, args.name, args.purge_artifacts, args.wait, args.timeout)
 
 
 def cmd_ec2_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
     name = check_name(args.name)
-    found, model_data, sha256 = _resolve_release(aws, args)
-    if model_data and not sha256:
-        raise DeployError(
-            f"{model_data} carries no sha256 metadata (upload it with `push`), so it cannot be verified"
-        )
+    env, secrets = _env(args), secret_store.parse_secrets(args.secret)
+    release = _resolve_release(aws, args)
     repository = ecr.find_repository(aws, args.repository)
     spec = ec2_instance.Ec2Spec(
         name=name,
-        image=found,
+        image=release.image,
         repository_arn=repository["repositoryArn"],
         allow_cidr=args.allow_cidr,
-        model_data=model_data,
-        model_sha256=sha256,
+        model_data=release.model_data,
+        model_sha256=release.sha256,
+        manifest_sha256=release.manifest_sha256,
         instance_type=args.instance_type,
         port=args.port,
         ami=args.ami,
@@ -498,12 +594,13 @@ def cmd_ec2_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
         key_name=args.key_name,
         spot=args.spot,
         volume_gb=args.volume_gb,
-        env=parse_env(args.env),
+        env=env,
+        secrets=secrets,
         tags=parse_tags(args.tags),
         gpus=not args.cpu_only,
         replace=args.replace,
     )
-    return ec2_instance.deploy(aws, spec, args.wait, args.timeout)
+    return ec2_instance.deploy(aws, _owner(aws, args, name), spec, args.wait, args.timeout)
 
 
 def cmd_ec2_status(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
@@ -515,7 +612,8 @@ def cmd_ec2_logs(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_ec2_teardown(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
-    return ec2_instance.teardown(aws, args.name, args.purge_artifacts, args.wait, args.timeout)
+    owner = _owner(aws, args, args.name)
+    return ec2_instance.teardown(aws, owner, args.name, args.purge_artifacts, args.wait, args.timeout)
 
 
 def cmd_cost(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The ECR repository the image lives in, and the digest every deployment refers to.
 
 The repository is made (or brought into line) idempotently: immutable tags (a tag always
-means the same bytes), scan on push, encryption, and a lifecycle policy. Deployments never
+means the same bytes), scan on push, encryption, and a lifecycle policy. A repository of
+that name the tool did not make is not touched (its lifecycle policy would expire images):
+the push stops and says so (`--force-adopt <repository>` takes it over). Deployments never
 use a tag: they resolve it to the digest ECR reports and run `<repository>@sha256:...`.
 """
 
@@ -17,6 +19,7 @@ from botocore.exceptions import ClientError
 from .aws import Aws, is_not_found
 from .errors import DeployError
 from .naming import key_value_tags
+from .ownership import ECR_REPOSITORY, Ownership
 
 UNTAGGED_EXPIRY_DAYS = 7
 
@@ -95,9 +98,20 @@ def find_repository(aws: Aws, name: str) -> dict[str, Any] | None:
         raise
 
 
-def ensure_repository(aws: Aws, name: str, tags: dict[str, str], keep_images: int) -> Repository:
-    """Create the repository, or bring an existing one into line; idempotent."""
+def ensure_repository(
+    aws: Aws, owner: Ownership, name: str, tags: dict[str, str], keep_images: int
+) -> Repository:
+    """Create the repository, or bring the tool's existing one into line; idempotent."""
     found = find_repository(aws, name)
+    if found is not None:
+        owner.require(
+            ECR_REPOSITORY,
+            name,
+            f"become tag-immutable and scanned on push, and keep only its newest {keep_images} images "
+            "(a lifecycle policy)",
+            ident=found["repositoryArn"],
+            instead="pass --repository <another name>",
+        )
     if found is None:
         aws.write(
             "ecr",

@@ -16,8 +16,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .aws import Aws, is_not_found
-from .errors import DeployError
-from .naming import key_value_tags
+from .naming import key_value_tags, tag_dict
+from .ownership import IAM_ROLE, INSTANCE_PROFILE, Ownership
 
 POLICY_NAME = "pais"
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
@@ -68,8 +68,20 @@ def policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def parameters_statement(parameters_arn: str) -> dict[str, Any]:
+    """Reading the deployment's SSM parameters (its secrets, and on EC2 its TLS key): the
+    container's entrypoint does, with its role. Decryption needs no statement: the AWS
+    managed key aws/ssm lets every principal of the account decrypt through SSM."""
+    return _statement("ReadSecrets", ["ssm:GetParameters"], [parameters_arn])
+
+
 def sagemaker_policy(
-    aws: Aws, repository_arn: str, read_uris: list[str], write_uris: list[str], list_uris: list[str] = ()
+    aws: Aws,
+    repository_arn: str,
+    read_uris: list[str],
+    write_uris: list[str],
+    list_uris: list[str] = (),
+    parameters_arn: str | None = None,
 ) -> dict[str, Any]:
     statements = [
         *ecr_pull_statements(repository_arn),
@@ -86,11 +98,20 @@ def sagemaker_policy(
         statements.append(
             _statement("ListInputs", ["s3:ListBucket"], s3_bucket_arns(aws.partition, list(list_uris)))
         )
+    if parameters_arn:
+        statements.append(parameters_statement(parameters_arn))
     return policy(statements)
 
 
-def ec2_policy(aws: Aws, repository_arn: str, read_uris: list[str], log_group: str) -> dict[str, Any]:
-    statements = [*ecr_pull_statements(repository_arn), logs_statement(aws, log_group)]
+def ec2_policy(
+    aws: Aws, repository_arn: str, read_uris: list[str], log_group: str, parameters_arn: str
+) -> dict[str, Any]:
+    """The instance always reads its parameters: its TLS key is one."""
+    statements = [
+        *ecr_pull_statements(repository_arn),
+        logs_statement(aws, log_group),
+        parameters_statement(parameters_arn),
+    ]
     if read_uris:
         statements.append(
             _statement("ReadArtifacts", ["s3:GetObject"], s3_object_arns(aws.partition, read_uris))
@@ -120,13 +141,17 @@ def find_role(aws: Aws, name: str) -> dict[str, Any] | None:
 
 def ensure_role(
     aws: Aws,
+    owner: Ownership,
     name: str,
     service: str,
     inline_policy: dict[str, Any],
     tags: dict[str, str],
     managed_policies: tuple[str, ...] = (),
+    instead: str = "",
 ) -> str:
-    """Create the role (or keep it) and set its one inline policy; returns its ARN."""
+    """Create the role, or bring the tool's own role into line (its one inline policy and
+    the managed policies); returns its ARN. A role of that name the tool did not make for
+    this deployment stops the command (`instead`: what the user can do)."""
     role = find_role(aws, name)
     if role is None:
         created = aws.write(
@@ -139,6 +164,13 @@ def ensure_role(
         )
         arn = created["Role"]["Arn"]
     else:
+        owner.require(
+            IAM_ROLE,
+            name,
+            f"rewrite its inline policy {POLICY_NAME!r}",
+            tags=tag_dict(role.get("Tags")),
+            instead=instead,
+        )
         arn = role["Arn"]
     aws.write(
         "iam",
@@ -157,7 +189,9 @@ def ensure_role(
     return arn
 
 
-def ensure_instance_profile(aws: Aws, name: str, role_name: str, tags: dict[str, str]) -> str:
+def ensure_instance_profile(
+    aws: Aws, owner: Ownership, name: str, role_name: str, tags: dict[str, str]
+) -> str:
     try:
         profile = aws.read("iam", "GetInstanceProfile", InstanceProfileName=name)["InstanceProfile"]
     except ClientError as error:
@@ -169,19 +203,40 @@ def ensure_instance_profile(aws: Aws, name: str, role_name: str, tags: dict[str,
         aws.write("iam", "AddRoleToInstanceProfile", InstanceProfileName=name, RoleName=role_name)
         return profile["Arn"]
     if role_name not in [role["RoleName"] for role in profile.get("Roles", [])]:
+        owner.require(
+            INSTANCE_PROFILE, name, f"get role {role_name} added", tags=tag_dict(profile.get("Tags"))
+        )
         aws.write("iam", "AddRoleToInstanceProfile", InstanceProfileName=name, RoleName=role_name)
+    else:
+        owner.require(INSTANCE_PROFILE, name, "be used by the instance", tags=tag_dict(profile.get("Tags")))
     return profile["Arn"]
 
 
-def delete_role(aws: Aws, name: str, deployment: str) -> bool:
-    """Delete a role this tool made for `deployment` (checked by tag); False if absent."""
+def delete_role(aws: Aws, owner: Ownership, name: str) -> bool:
+    """Delete a role this tool made for the deployment, with its instance profiles; False
+    when it is absent or left alone (then named in `owner.left_alone`)."""
     role = find_role(aws, name)
-    if role is None:
+    if role is None or not owner.may_change(IAM_ROLE, name, "be deleted", tags=tag_dict(role.get("Tags"))):
         return False
-    tags = {t["Key"]: t["Value"] for t in aws.read("iam", "ListRoleTags", RoleName=name).get("Tags", [])}
-    if tags.get("pais:deployment") != deployment:
-        raise DeployError(f"IAM role {name} was not made for deployment {deployment!r}; leaving it alone")
-    for profile in aws.read("iam", "ListInstanceProfilesForRole", RoleName=name)["InstanceProfiles"]:
+    profiles = aws.read("iam", "ListInstanceProfilesForRole", RoleName=name)["InstanceProfiles"]
+    foreign = [
+        p["InstanceProfileName"]
+        for p in profiles
+        # read with GetInstanceProfile: list calls leave tags out
+        if not owner.may_change(
+            INSTANCE_PROFILE, p["InstanceProfileName"], f"lose role {name} and be deleted"
+        )
+    ]
+    if foreign:
+        owner.left_alone.append(
+            {
+                "kind": IAM_ROLE.label,
+                "name": name,
+                "reason": f"still in instance profile(s) {', '.join(foreign)}, which are left alone",
+            }
+        )
+        return False
+    for profile in profiles:
         aws.write(
             "iam",
             "RemoveRoleFromInstanceProfile",

@@ -3,7 +3,9 @@
 Where the logs are: a SageMaker endpoint writes to /aws/sagemaker/Endpoints/<endpoint>
 (one stream per variant and instance), a transform job to /aws/sagemaker/TransformJobs
 (streams `<job>/...`), and the EC2 container to /pais/<deployment> (docker's awslogs
-driver, set up by the user-data script).
+driver, set up by the user-data script). The tool makes the endpoint's and the instance's
+groups itself, before anything writes to them, so that they carry its tags (teardown's
+--purge-artifacts deletes only tagged groups) and a retention.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from botocore.exceptions import ClientError
 
 from .aws import Aws, is_not_found
 from .errors import DeployError
+from .ownership import LOG_GROUP, Ownership
 
+LOG_RETENTION_DAYS = 30
 _SPAN = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -88,3 +92,15 @@ def show_logs(
         if follow_s is None or time.monotonic() >= deadline:
             return printed
         aws.sleep()
+
+
+def ensure_log_group(aws: Aws, owner: Ownership, group: str, tags: dict[str, str]) -> None:
+    """Create the group with a retention; an existing one keeps its own unless it is the
+    tool's (the deployment's logs go to it either way: adding events changes nothing else)."""
+    listed = aws.read("logs", "DescribeLogGroups", logGroupNamePrefix=group)["logGroups"]
+    if any(found["logGroupName"] == group for found in listed):
+        if owner.may_change(LOG_GROUP, group, f"keep its events {LOG_RETENTION_DAYS} days"):
+            aws.write("logs", "PutRetentionPolicy", logGroupName=group, retentionInDays=LOG_RETENTION_DAYS)
+        return
+    aws.write("logs", "CreateLogGroup", logGroupName=group, tags=tags)
+    aws.write("logs", "PutRetentionPolicy", logGroupName=group, retentionInDays=LOG_RETENTION_DAYS)

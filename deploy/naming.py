@@ -1,12 +1,18 @@
 """Names and tags the tool gives AWS resources, so that it can find them again.
 
-Every resource made for a deployment carries the tag `pais:deployment=<name>`; teardown
-and status find resources by that tag or by the names derived here, never by guessing.
+Every resource made for a deployment carries the tags `pais:deployment=<name>` and
+`pais:managed-by=python -m deploy`; teardown and status find resources by those tags or by
+the names derived here, and nothing is changed or deleted without them (deploy/ownership.py).
+
+Versioned names (models, endpoint configs, batch jobs, image tags) end in `unique_suffix()`:
+a UTC time stamp to the millisecond, so that they sort, and a random part, so that two
+deploys in the same millisecond, on one machine or two, still get different names.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 
 from .errors import DeployError
@@ -15,10 +21,17 @@ DEPLOYMENT_TAG = "pais:deployment"
 MANAGED_TAG = "pais:managed-by"
 MANAGED_BY = "python -m deploy"
 
-# SageMaker names: letters, digits and single hyphens, at most 63 characters. Models and
-# endpoint configs are named `<deployment>-<stamp>`, so the deployment name leaves room.
+# yymmddHHMMSSmmm-xxxxx: 15 digits of time, 5 random base-32 characters (2^25 choices).
+_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+RANDOM_CHARS = 5
+SUFFIX_LENGTH = 15 + 1 + RANDOM_CHARS
+
+# SageMaker names: letters, digits and single hyphens, at most 63 characters. The longest
+# name made from a deployment's is its batch job, `<deployment>-batch-<suffix>`.
+SAGEMAKER_MAX = 63
+BATCH_INFIX = "-batch-"
+MAX_NAME = SAGEMAKER_MAX - len(BATCH_INFIX) - SUFFIX_LENGTH
 _NAME = re.compile(r"^[a-zA-Z0-9](-?[a-zA-Z0-9])*$")
-MAX_NAME = 40
 
 
 def check_name(name: str) -> str:
@@ -30,13 +43,32 @@ def check_name(name: str) -> str:
     return name
 
 
-def stamp(now: datetime | None = None) -> str:
-    """A UTC time stamp that sorts and fits SageMaker names: 20250131-142501."""
-    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
-def versioned(name: str, now: datetime | None = None) -> str:
-    return f"{name}-{stamp(now)}"
+def unique_suffix(moment: datetime | None = None) -> str:
+    """`250131142501123-k3v9q`: the time (UTC, to the millisecond) and a random part. The
+    clock only orders names; the random part is what keeps them apart."""
+    moment = moment or now()
+    stamp = moment.strftime("%y%m%d%H%M%S") + f"{moment.microsecond // 1000:03d}"
+    return f"{stamp}-{''.join(secrets.choice(_ALPHABET) for _ in range(RANDOM_CHARS))}"
+
+
+def batch_job_name(deployment: str, moment: datetime | None = None) -> str:
+    return f"{deployment}{BATCH_INFIX}{unique_suffix(moment)}"
+
+
+# `<deployment>-<suffix>`; also the earlier `<deployment>-YYYYmmdd-HHMMSS`.
+_SUFFIX = re.compile(rf"^(\d{{15}}-[{_ALPHABET}]{{{RANDOM_CHARS}}}|\d{{8}}-\d{{6}})$")
+
+
+def is_versioned(name: str, deployment: str, infix: str = "-") -> bool:
+    """Whether `name` is one the tool makes for `deployment`: `<deployment>-<suffix>` (its
+    models and endpoint configs) or, with BATCH_INFIX, its batch jobs. Only the tags can
+    say the tool made it, but no other name is its."""
+    prefix = f"{deployment}{infix}"
+    return name.startswith(prefix) and bool(_SUFFIX.match(name[len(prefix) :]))
 
 
 def parse_tags(values: list[str]) -> dict[str, str]:
@@ -69,3 +101,8 @@ def resource_tags(deployment: str, extra: dict[str, str]) -> dict[str, str]:
 def key_value_tags(tags: dict[str, str]) -> list[dict[str, str]]:
     """SageMaker, IAM, EC2 and S3 spell tags as [{"Key": ..., "Value": ...}]."""
     return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """[{"Key": ..., "Value": ...}] -> {key: value}."""
+    return {t["Key"]: t["Value"] for t in tags or []}

@@ -41,9 +41,19 @@ class Unknown:
         return format(str(self), spec)
 
 
+class Secret(str):
+    """A value that must not be shown (a key, a password): plans and validation messages
+    print it as `<secret>`; AWS receives the string itself."""
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
 def plan_params(value: Any) -> Any:
     """The parameters as they are recorded and printed: unknowns as their `<...>` names,
-    bodies as their size (a plan never carries the bytes)."""
+    bodies as their size (a plan never carries the bytes), secrets as `<secret>`."""
+    if isinstance(value, Secret):
+        return "<secret>"
     if isinstance(value, dict):
         return {key: plan_params(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -105,6 +115,13 @@ def enum_problems(value: Any, shape: Shape, path: str) -> list[str]:
             f"{botocore.__version__} allows for {shape.name} (did you mean {', '.join(near)}?)"
         ]
     return []
+
+
+@cache
+def has_member(service: str, operation: str, member: str) -> bool:
+    """Whether `service.operation` takes a parameter called `member`."""
+    shape = service_model(service).operation_model(operation).input_shape
+    return shape is not None and member in shape.members
 
 
 def enum_values(service: str, shape_name: str) -> list[str]:

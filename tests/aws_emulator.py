@@ -60,13 +60,27 @@ behaviour AWS does not have. Each extension, and what it assumes about real AWS:
    have happened earlier in the session). AWS has AmazonSSMManagedInstanceCore in every
    account; it is added to moto's IAM backend in process.
 
-10. EC2 public addresses (moto: random 54.x.x.x). AWS: the instance answers on its public
-   address. Here it is 127.0.0.1, where the test runs a real PAIS server; that the
-   user-data script brings the service up is tested on its own (test_deploy_userdata).
+10. EC2 instances run their user data (moto: an instance is a record; its public address
+   is a random 54.x.x.x). AWS: cloud-init runs the user data at first boot; the container
+   it starts answers on the instance's public address. Here (tests/ec2_host.py says what is
+   assumed of the AMI and Docker): each instance gets its own address in 127.0.0.0/8, its
+   user data runs with stand-in `aws` and `docker`, and the `docker run` it asks for starts
+   this repository's entrypoint on that address; TerminateInstances stops it.
+
+11. S3's ExpectedBucketOwner (moto: accepted, never checked). AWS: a request whose
+   x-amz-expected-bucket-owner header names another account than the bucket's owner fails
+   with 403 AccessDenied. Here the owner is moto's own record of who made the bucket (a
+   test makes another account's bucket with moto's x-moto-account-id header). The proxy
+   also notes every S3 request that names a bucket without the header (`s3_unguarded`), so
+   a test can hold the tool to sending it.
+
+12. SageMaker ListTags of a resource made without tags (moto: 500, as it keeps None for
+   its tags). AWS answers an empty list: the tool then finds the resource is not its own.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -92,6 +106,7 @@ from botocore.config import Config
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from .ec2_host import Host
 from .servers import REPO, free_port, service_env, stop
 
 ACCOUNT = "123456789012"
@@ -117,6 +132,12 @@ def entrypoint_runtime() -> ContainerRuntime:
         lambda port: [sys.executable, "-m", "deploy.entrypoint", "serve", "--host", "127.0.0.1"],
         "/ping",
     )
+
+
+def _signed_for(request: Request) -> str:
+    """The service a SigV4 request was signed for (its credential scope)."""
+    found = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", request.headers.get("Authorization", ""))
+    return found.group(1) if found else ""
 
 
 def moto_client(moto_url: str, service: str) -> Any:
@@ -308,6 +329,10 @@ class AwsEmulator:
         self.pool = ContainerPool(runtime, moto_url)
         self.fleets: dict[str, Fleet] = {}
         self.jobs: dict[str, Job] = {}
+        self.hosts: dict[str, Host] = {}
+        self.s3_unguarded: list[str] = []
+        network = random.randint(16, 250)  # one 127.N.0.0/16 per emulator: its instances' addresses
+        self._addresses = iter(f"127.{network}.{n // 250}.{n % 250 + 1}" for n in range(250 * 250))
         self.lock = threading.RLock()
         # Generous: the containers share two busy cores with the rest of the suite.
         self.http = httpx.Client(timeout=600, trust_env=False)
@@ -332,6 +357,8 @@ class AwsEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
+        for host in self.hosts.values():
+            host.terminate()
         for job in self.jobs.values():
             job.stop.set()
         self.pool.stop_all()
@@ -356,14 +383,56 @@ class AwsEmulator:
             else {}
         )
         action = form.get("Action", [None])[0]
+        if _signed_for(request) == "s3":
+            refused = self.s3_owner_check(request)
+            if refused is not None:
+                return refused
         answer = self.forward(request)
-        if action in ("RunInstances", "DescribeInstances"):
-            answer.set_data(
-                re.sub(
-                    rb"<ipAddress>[^<]*</ipAddress>", b"<ipAddress>127.0.0.1</ipAddress>", answer.get_data()
-                )
-            )
+        if action == "RunInstances" and answer.status_code == 200:
+            self._boot(answer, base64.b64decode(form.get("UserData", [""])[0]).decode())
+        if action == "TerminateInstances" and answer.status_code == 200:
+            for key, (instance_id,) in form.items():
+                if key.startswith("InstanceId.") and instance_id in self.hosts:
+                    self.hosts[instance_id].terminate()
         return answer
+
+    # --- EC2 instances (extension 10) ----------------------------------------------------------
+
+    def _boot(self, answer: Response, script: str) -> None:
+        from moto.ec2.models import ec2_backends
+
+        for instance_id in re.findall(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", answer.get_data()):
+            instance_id = instance_id.decode()
+            address = next(self._addresses)
+            instance = ec2_backends[ACCOUNT][REGION].get_instance(instance_id)
+            instance.nics[0].public_ip = address
+            host = Host(instance_id, address, script, self.moto_url, self._image_missing)
+            self.hosts[instance_id] = host
+            host.start()
+
+    # --- S3 (extension 11) -----------------------------------------------------------------------
+
+    def s3_owner_check(self, request: Request) -> Response | None:
+        from moto.s3.models import s3_backends
+
+        bucket = request.path.lstrip("/").split("/", 1)[0]
+        expected = request.headers.get("x-amz-expected-bucket-owner")
+        if not bucket:
+            return None  # ListBuckets: no bucket to own
+        if expected is None:
+            creating = request.method == "PUT" and request.path.strip("/") == bucket and not request.args
+            if not creating:  # CreateBucket takes no ExpectedBucketOwner: the caller will own it
+                self.s3_unguarded.append(f"{request.method} {request.full_path}")
+            return None
+        owner = s3_backends.bucket_accounts.get(bucket)
+        if owner is not None and owner[1] != expected:
+            return Response(
+                "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+                "<Message>Access Denied</Message></Error>",
+                status=403,
+                mimetype="application/xml",
+            )
+        return None
 
     def forward(self, request: Request, body: bytes | None = None) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
@@ -408,6 +477,16 @@ class AwsEmulator:
                 "ValidationException", f"Could not assume role {role}. Please ensure that the role exists."
             )
         return self.forward(request)
+
+    def sm_ListTags(self, request: Request, body: dict[str, Any]) -> Response:
+        """Extension 12."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        try:
+            resource = sagemaker_backends[ACCOUNT][REGION]._get_resource_from_arn(body.get("ResourceArn", ""))
+        except Exception:  # not moto's to find: its own answer says why
+            return self.forward(request)
+        return self.ok({"Tags": []}) if resource.tags is None else self.forward(request)
 
     def sm_CreateEndpoint(self, request: Request, body: dict[str, Any]) -> Response:
         answer = self.forward(request)

@@ -20,6 +20,11 @@ REGION = "us-east-1"
 def run_deploy(endpoint_url: str, *args: str, status: int = 0) -> Any:
     """`python -m deploy <args> --output json` against `endpoint_url`; the parsed output, or
     stderr when the command is expected to fail (`status` != 0)."""
+    return run_deploy_logged(endpoint_url, *args, status=status)[0]
+
+
+def run_deploy_logged(endpoint_url: str, *args: str, status: int = 0) -> tuple[Any, str]:
+    """As `run_deploy`, with what the command wrote to stderr (its progress lines)."""
     argv = [
         *args,
         "--endpoint-url",
@@ -37,7 +42,7 @@ def run_deploy(endpoint_url: str, *args: str, status: int = 0) -> Any:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
     assert code == status, f"exit {code} for {args}:\n{err.getvalue()}\n{out.getvalue()}"
-    return json.loads(out.getvalue()) if status == 0 else err.getvalue()
+    return (json.loads(out.getvalue()) if status == 0 else err.getvalue()), err.getvalue()
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, Any]:
@@ -151,12 +156,21 @@ def push_layout(endpoint_url: str, layout: Path, tag: str, *extra: str, status: 
 
 
 def copy_artifacts(moto_url: str, model_data: str, key: str) -> str:
-    """The release's artifacts (with their sha256 metadata) under another key, so that a
-    test may purge them without harming the others."""
+    """The release's artifacts (with their sha256 metadata and tags: as `push` would have
+    stored them under `key`), so that a test may purge them without harming the others."""
+    from urllib.parse import urlencode
+
     from .aws_emulator import moto_client
 
     bucket, source = model_data.removeprefix("s3://").split("/", 1)
     s3 = moto_client(moto_url, "s3")
     original = s3.get_object(Bucket=bucket, Key=source)
-    s3.put_object(Bucket=bucket, Key=key, Body=original["Body"].read(), Metadata=original["Metadata"])
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=source)["TagSet"]}
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=original["Body"].read(),
+        Metadata=original["Metadata"],
+        Tagging=urlencode(tags),
+    )
     return f"s3://{bucket}/{key}"

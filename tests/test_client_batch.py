@@ -360,13 +360,99 @@ def test_s3_output_killed_then_resumed_exactly_once(server, bucket, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # The kill landed mid-job: some records committed, not all, the manifest not complete,
+    # and the killed job's lease left behind.
+    committed = part_ids(bucket, "kill-out/")
+    manifest = json.loads(s3_client().get_object(Bucket=bucket, Key="kill-out/_manifest.json")["Body"].read())
+    assert 30 <= len(committed) < 120 and manifest["complete"] is False
+    assert s3_client().head_object(Bucket=bucket, Key="kill-out/_lease.json")
     finished = subprocess.run(command, env=batch_env(), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
+    skipped = int(finished.stderr.split("skipped")[1].split()[0])
+    # The rerun (same state directory: it takes its own lease over) skipped the committed
+    # records, and those the killed run had only in its local segment, and did the rest.
+    assert len(committed) <= skipped < 120, finished.stderr
     manifest, entries = s3_output(bucket, "kill-out/")
     found = [entry["id"] for entry in entries]
     assert len(found) == len(set(found)) == 120 and set(found) == ids
     assert manifest["complete"] and manifest["ok"] == 120
     assert all(entry["ok"] for entry in entries)
+    assert "Contents" not in s3_client().list_objects_v2(Bucket=bucket, Prefix="kill-out/_lease.json")
+
+
+def test_two_jobs_on_one_s3_output_lose_no_record(server, bucket, tmp_path):
+    """Two machines (two state directories) start the same job on one output: the second
+    stops with a message saying who writes it; the first loses nothing; a rerun of the
+    second afterwards finds everything done."""
+    ids = put_photos(bucket, "two/", 40, 40)
+
+    def command(machine: str) -> list[str]:
+        return pais_batch(
+            "classify", f"s3://{bucket}/two/", "--out", f"s3://{bucket}/two-out/", "--url", server,
+            "--state-dir", str(tmp_path / machine), "--part-records", "10", "--concurrency", "2",
+        )  # fmt: skip
+
+    first = subprocess.Popen(
+        command("first-machine"), env=batch_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while s3_parts(bucket, "two-out/") < 1:  # the first job holds the lease and is writing
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    second = subprocess.run(
+        command("second-machine"), env=batch_env(), capture_output=True, text=True, timeout=120
+    )
+    # Refused: the first job held the lease, which it gives back only when it is done.
+    assert second.returncode == 1 and "another batch job is writing" in second.stderr, second.stderr
+    assert not (tmp_path / "second-machine" / "segment-000001.jsonl").exists()  # it wrote nothing
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    manifest, entries = s3_output(bucket, "two-out/")
+    found = [entry["id"] for entry in entries]
+    assert len(found) == len(set(found)) == 80 and set(found) == ids
+    assert manifest["complete"] and manifest["ok"] == 80
+    runs = {key.rsplit("/", 1)[1].rsplit("-", 1)[0] for key in part_keys(bucket, "two-out/")}
+    assert len(runs) == 1  # every part is the first job's
+    again = subprocess.run(
+        command("second-machine"), env=batch_env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and int(again.stderr.split("skipped")[1].split()[0]) == 80, again.stderr
+
+
+def test_an_s3_lease_expires_and_is_then_taken_over(bucket):
+    """A job that died on another machine holds the output only until its lease expires;
+    the job it expired for learns so at its next renewal, and writes no more."""
+    from pais.batch.lease import Lease, LeaseLost, OutputLeased
+    from pais.batch.s3 import S3Location
+
+    where = S3Location(bucket, "leased/_lease.json")
+    dead = Lease(where, "machine-a", "run-a", ttl_s=1)
+    dead.acquire()
+    dead._stop.set()  # its heartbeat stops, as in a job killed or paused past the TTL
+    with pytest.raises(OutputLeased, match="another batch job is writing"):
+        Lease(where, "machine-b", "run-b", ttl_s=1).acquire()
+    time.sleep(2.5)  # S3 stamps objects to the second
+    taker = Lease(where, "machine-b", "run-b", ttl_s=1)
+    taker.acquire()
+    with pytest.raises(LeaseLost, match="taken over by run run-b"):
+        dead.renew()
+    taker.release()
+    assert "Contents" not in s3_client().list_objects_v2(Bucket=bucket, Prefix="leased/")
+
+
+def part_keys(bucket: str, prefix: str) -> list[str]:
+    return [
+        item["Key"]
+        for item in s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix + "parts/").get("Contents", [])
+    ]
+
+
+def part_ids(bucket: str, prefix: str) -> set[str]:
+    """The ids in the parts under `prefix`: what is committed, whatever the manifest says."""
+    return {
+        json.loads(line)["id"]
+        for key in part_keys(bucket, prefix)
+        for line in s3_client().get_object(Bucket=bucket, Key=key)["Body"].iter_lines()
+    }
 
 
 def s3_parts(bucket: str, prefix: str) -> int:

@@ -24,6 +24,8 @@ import pytest
 from deploy import ecr, image
 from deploy.aws import Aws, AwsOptions
 from deploy.errors import DeployError
+from deploy.naming import resource_tags
+from deploy.ownership import Ownership
 
 from .deploy_support import run_deploy
 
@@ -77,7 +79,8 @@ def aws(moto_endpoint) -> Aws:
 
 @pytest.fixture
 def repository(aws) -> ecr.Repository:
-    return ecr.ensure_repository(aws, "pais-contract", {}, keep_images=10)
+    tags = resource_tags("shared", {})  # as `push` tags it: each test's call finds it the tool's
+    return ecr.ensure_repository(aws, Ownership(aws, "shared"), "pais-contract", tags, keep_images=10)
 
 
 def _password(aws: Aws) -> str:

@@ -1,17 +1,31 @@
-"""The deploy tool's small parts: cost from the dated table, argument parsing, AMI lookup
-by name, the user-data script's refusals, log time spans."""
+"""The deploy tool's small parts: cost from the dated table, argument parsing, names that do
+not collide, AMI lookup by name, the user-data script's refusals, secrets kept out of
+--env and plans, the entrypoint's artifact check, log time spans."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+
 import pytest
 
-from deploy import cost, prices
+from deploy import cost, entrypoint, prices, secret_store
 from deploy.aws import Aws, AwsOptions
 from deploy.ec2 import ami, userdata
 from deploy.errors import DeployError
 from deploy.logs import parse_since
-from deploy.naming import check_name, parse_env, parse_tags
-from deploy.plan import enum_values
+from deploy.naming import (
+    BATCH_INFIX,
+    MAX_NAME,
+    SAGEMAKER_MAX,
+    batch_job_name,
+    check_name,
+    is_versioned,
+    parse_env,
+    parse_tags,
+    unique_suffix,
+)
+from deploy.plan import enum_values, plan_params
 from deploy.sagemaker.autoscale import Autoscale
 
 from .deploy_support import run_deploy
@@ -59,7 +73,8 @@ def test_arguments_are_checked():
     with pytest.raises(DeployError):
         parse_tags(["no-equals"])
     assert check_name("pais-prod-1") == "pais-prod-1"
-    for bad in ("-x", "a--b", "x" * 41, "under_score"):
+    assert check_name("x" * MAX_NAME)
+    for bad in ("-x", "a--b", "x" * (MAX_NAME + 1), "under_score"):
         with pytest.raises(DeployError):
             check_name(bad)
 
@@ -92,3 +107,68 @@ def test_user_data_refuses_a_tag_and_unchecked_artifacts():
         userdata.render(image="r/pais@sha256:" + "0" * 64, **{**common, "env": {"A": "1\nB=2"}})
     script = userdata.render(image="r/pais@sha256:" + "0" * 64, gpus=False, **common)
     assert "--gpus" not in script and "--volume" not in script
+
+
+def test_names_do_not_collide_in_the_same_millisecond():
+    moment = datetime(2025, 1, 31, 14, 25, 1, 123456, tzinfo=UTC)
+    names = {f"{'d' * MAX_NAME}-{unique_suffix(moment)}" for _ in range(20)}
+    assert len(names) == 20  # 2^25 random parts: 20 names clash once in ~176,000 runs
+    name = next(iter(names))
+    assert name.startswith("d" * MAX_NAME + "-250131142501123-") and len(name) <= SAGEMAKER_MAX
+    assert len(batch_job_name("d" * MAX_NAME, moment)) == SAGEMAKER_MAX  # the longest made name
+    later = unique_suffix(moment.replace(microsecond=124000))
+    assert later > unique_suffix(moment).rsplit("-", 1)[0]  # names sort by time
+    assert is_versioned(f"x-{later}", "x") and is_versioned(batch_job_name("x", moment), "x", BATCH_INFIX)
+    assert not is_versioned(f"x-other-{later}", "x") and not is_versioned("x-batch-theirs", "x", BATCH_INFIX)
+
+
+def test_secrets_are_refused_in_env_and_taken_from_the_environment():
+    for name in ("PAIS_API_KEYS", "HF_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "MY_API_KEY"):
+        with pytest.raises(DeployError, match=f"--secret {name}") as refused:
+            secret_store.check_env({name: "s3cr3t-value"})
+        assert "s3cr3t-value" not in str(refused.value)
+    secret_store.check_env({"PAIS_MAX_IMAGES_PER_REQUEST": "8", "PAIS_DEVICE": "cpu", "MONKEY": "x"})
+    found = secret_store.parse_secrets(["PAIS_API_KEYS", "HF_TOKEN=hf-value"], {"PAIS_API_KEYS": "k1,k2"})
+    assert found == {"PAIS_API_KEYS": "k1,k2", "HF_TOKEN": "hf-value"}
+    assert plan_params({"Value": found["HF_TOKEN"]}) == {"Value": "<secret>"}
+    assert "hf-value" not in repr(found)
+    for bad, message in (("NOPE", "not set"), ("X=", "empty"), ("1X=y", "not an environment variable")):
+        with pytest.raises(DeployError, match=message):
+            secret_store.parse_secrets([bad], {})
+
+
+def test_user_data_holds_no_secret_and_keeps_the_env_file_private():
+    common = {"region": "us-east-1", "registry": "r", "port": 443, "log_group": "/pais/x"}
+    image = "r/pais@sha256:" + "0" * 64
+    with pytest.raises(DeployError, match="--secret PAIS_API_KEYS"):
+        userdata.render(image=image, env={"PAIS_API_KEYS": "k"}, **common)
+    references = {
+        "PAIS_SECRETS_FROM_SSM": "PAIS_API_KEYS=arn:aws:ssm:us-east-1:1:parameter/pais/x/PAIS_API_KEYS"
+    }
+    script = userdata.render(image=image, env={}, entrypoint_env=references, **common)
+    assert "umask 077" in script and 'chmod 600 "$PAIS_ROOT/env"' in script
+
+
+def test_the_entrypoint_checks_artifacts_against_their_manifest(tmp_path):
+    files = {"classification/weights.bin": b"weights", "classification/pais-model.json": b"{}"}
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    manifest = entrypoint.manifest_text({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
+    (tmp_path / entrypoint.MANIFEST_NAME).write_text(manifest)
+    recorded = hashlib.sha256(manifest.encode()).hexdigest()
+    assert entrypoint.verify_artifacts(tmp_path, recorded) == 2
+    with pytest.raises(entrypoint.StartupError, match="not the one this deployment recorded"):
+        entrypoint.verify_artifacts(tmp_path, "0" * 64)
+    (tmp_path / "classification" / "weights.bin").write_bytes(b"swapped")
+    (tmp_path / "classification" / "extra.py").write_bytes(b"import os")
+    with pytest.raises(entrypoint.StartupError) as refused:
+        entrypoint.verify_artifacts(tmp_path, recorded)
+    assert "weights.bin: sha256" in str(refused.value) and "extra.py: not in the manifest" in str(
+        refused.value
+    )
+    env = {entrypoint.ARTIFACTS_SHA256: recorded, "PAIS_MODEL_DIR": str(tmp_path)}
+    with pytest.raises(entrypoint.StartupError):
+        entrypoint.prepare(env)
+    with pytest.raises(entrypoint.StartupError, match="NAME=<SSM parameter ARN>"):
+        entrypoint.parse_references("PAIS_API_KEYS=plain-value")

@@ -5,6 +5,7 @@ plans of a live endpoint are in test_deploy_sagemaker.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ from deploy.plan import validate_call
 from .aws_emulator import moto_client
 from .deploy_support import check_plan, make_oci_layout, push_layout, run_deploy
 from .servers import REPO, service_env
+
+SECRET = "plan-secret-3f9a1c"  # must never show in a plan
 
 
 def test_the_validator_names_what_is_wrong():
@@ -76,12 +79,14 @@ def test_sagemaker_deploy_plan_creates_a_gpu_endpoint(aws_emulator, pushed_relea
         ("iam", "CreateRole"),
         ("iam", "PutRolePolicy"),
         ("sagemaker", "CreateModel"),
+        ("logs", "CreateLogGroup"),  # the endpoint's, tagged, before SageMaker writes to it
+        ("logs", "PutRetentionPolicy"),
         ("sagemaker", "CreateEndpointConfig"),
         ("sagemaker", "CreateEndpoint"),
         ("application-autoscaling", "RegisterScalableTarget"),
         ("application-autoscaling", "PutScalingPolicy"),
     ]
-    config = plan["calls"][3]["params"]
+    config = plan["calls"][5]["params"]
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
     assert plan["calls"][2]["params"]["ExecutionRoleArn"] == "<iam.CreateRole.Role.Arn>"
     assert any("wait until endpoint pais-planned InService" in note for note in plan["notes"])
@@ -103,7 +108,7 @@ def test_serverless_plan_runs_on_cpu(aws_emulator, pushed_release):
         "4096",
     )
     check_plan(plan)
-    model, config = plan["calls"][0]["params"], plan["calls"][1]["params"]
+    model, config = plan["calls"][0]["params"], plan["calls"][3]["params"]
     assert model["PrimaryContainer"]["Environment"]["PAIS_DEVICE"] == "cpu"
     assert config["ProductionVariants"][0]["ServerlessConfig"] == {
         "MemorySizeInMB": 4096,
@@ -150,7 +155,8 @@ def test_batch_plan(aws_emulator):
     assert job["TransformResources"]["InstanceType"] == "ml.g5.xlarge"
 
 
-def test_ec2_deploy_plan(aws_emulator, pushed_release, moto_endpoint):
+def test_ec2_deploy_plan(aws_emulator, pushed_release, moto_endpoint, monkeypatch):
+    monkeypatch.setenv("PAIS_API_KEYS", SECRET)  # `--secret NAME` takes it from here
     plan = run_deploy(
         aws_emulator.url,
         "ec2",
@@ -160,11 +166,16 @@ def test_ec2_deploy_plan(aws_emulator, pushed_release, moto_endpoint):
         "--allow-cidr",
         "203.0.113.7/32",
         "--spot",
+        "--secret",
+        "PAIS_API_KEYS",
     )
     operations = check_plan(plan)
     assert operations == [
         ("ec2", "CreateSecurityGroup"),
         ("ec2", "AuthorizeSecurityGroupIngress"),
+        ("ssm", "PutParameter"),  # the TLS certificate and key
+        ("ssm", "PutParameter"),  # the certificate alone, for clients to pin
+        ("ssm", "PutParameter"),  # PAIS_API_KEYS
         ("iam", "CreateRole"),
         ("iam", "PutRolePolicy"),
         ("iam", "AttachRolePolicy"),
@@ -174,12 +185,26 @@ def test_ec2_deploy_plan(aws_emulator, pushed_release, moto_endpoint):
         ("logs", "PutRetentionPolicy"),
         ("ec2", "RunInstances"),
     ]
+    assert SECRET not in json.dumps(plan)
+    bundle, certificate, secret = (call["params"] for call in plan["calls"][2:5])
+    assert (bundle["Name"], bundle["Type"], bundle["Value"]) == (
+        "/pais/pais-planned/tls",
+        "SecureString",
+        "<secret>",
+    )
+    assert certificate["Value"].startswith("-----BEGIN CERTIFICATE-----") and certificate["Type"] == "String"
+    assert (secret["Name"], secret["Value"]) == ("/pais/pais-planned/PAIS_API_KEYS", "<secret>")
     run = plan["calls"][-1]["params"]
+    assert (
+        "PAIS_SECRETS_FROM_SSM=PAIS_API_KEYS=arn:aws:ssm:us-east-1:123456789012:parameter/pais/pais-planned/PAIS_API_KEYS"
+        in run["UserData"]
+    )
     assert run["InstanceType"] == "g5.xlarge"
     assert run["MetadataOptions"]["HttpTokens"] == "required"
     assert run["InstanceMarketOptions"]["MarketType"] == "spot"
     assert pushed_release["image"] in run["UserData"]
     assert plan["calls"][1]["params"]["GroupId"] == "<ec2.CreateSecurityGroup.GroupId>"
+    assert plan["calls"][1]["params"]["IpPermissions"][0]["FromPort"] == 443  # HTTPS
     groups = moto_client(moto_endpoint, "ec2").describe_security_groups(
         Filters=[{"Name": "group-name", "Values": ["pais-pais-planned"]}]
     )["SecurityGroups"]
@@ -191,6 +216,39 @@ def test_teardown_of_nothing_plans_nothing(aws_emulator):
         run_deploy(aws_emulator.url, "sagemaker", "teardown", "pais-never-made", "--dry-run")["calls"] == []
     )
     assert run_deploy(aws_emulator.url, "ec2", "teardown", "pais-never-made", "--dry-run")["calls"] == []
+
+
+def test_sagemaker_refuses_api_keys_and_keeps_secrets_out_of_the_model(aws_emulator, pushed_release):
+    for option in ("--env", "--secret"):
+        error = run_deploy(
+            aws_emulator.url, "sagemaker", "deploy", "pais-planned", "--dry-run", "--create-role",
+            option, f"PAIS_API_KEYS={SECRET}", status=1,
+        )  # fmt: skip
+        assert SECRET not in error
+        assert "--secret PAIS_API_KEYS" in error if option == "--env" else "SigV4" in error
+    plan = run_deploy(
+        aws_emulator.url, "sagemaker", "deploy", "pais-planned", "--dry-run", "--create-role",
+        "--secret", f"HF_TOKEN={SECRET}",
+    )  # fmt: skip
+    check_plan(plan)
+    assert SECRET not in json.dumps(plan)
+    stored = next(call["params"] for call in plan["calls"] if call["operation"] == "PutParameter")
+    assert (stored["Name"], stored["Type"], stored["Value"]) == (
+        "/pais/pais-planned/HF_TOKEN",
+        "SecureString",
+        "<secret>",
+    )
+    model = next(call["params"] for call in plan["calls"] if call["operation"] == "CreateModel")
+    environment = model["PrimaryContainer"]["Environment"]
+    assert environment["PAIS_SECRETS_FROM_SSM"].endswith(":parameter/pais/pais-planned/HF_TOKEN")
+    assert environment["PAIS_ARTIFACTS_SHA256"] == pushed_release["manifest_sha256"]
+    policy = json.loads(
+        next(call["params"] for call in plan["calls"] if call["operation"] == "PutRolePolicy")[
+            "PolicyDocument"
+        ]
+    )
+    (reads,) = [s for s in policy["Statement"] if s["Sid"] == "ReadSecrets"]
+    assert reads["Resource"] == ["arn:aws:ssm:us-east-1:123456789012:parameter/pais/pais-planned/*"]
 
 
 def test_the_module_runs_as_a_program(aws_emulator, pushed_release):
@@ -211,13 +269,16 @@ def test_the_module_runs_as_a_program(aws_emulator, pushed_release):
             "pais-planned",
             "--dry-run",
             "--create-role",
+            "--secret",
+            "HF_TOKEN",
         ],
         cwd=REPO,
-        env=service_env(),
+        env=service_env(HF_TOKEN=SECRET),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("dry run: 5 AWS call(s) planned, none sent")
+    assert done.stdout.startswith("dry run: 8 AWS call(s) planned, none sent")
     assert "sagemaker.CreateEndpointConfig" in done.stdout
+    assert SECRET not in done.stdout + done.stderr and '"Value": "<secret>"' in done.stdout

@@ -14,6 +14,7 @@ import pytest
 
 from deploy import artifacts
 from deploy.aws import Aws, AwsOptions
+from deploy.entrypoint import MANIFEST_NAME
 from deploy.errors import DeployError
 
 from .aws_emulator import moto_client
@@ -74,10 +75,92 @@ def test_model_store_is_uploaded_verified_and_complete(pushed_release, moto_endp
         for p in (STORE / "models" / name / version).rglob("*")
         if p.is_file()
     }
-    assert names == expected
+    assert names == expected | {MANIFEST_NAME}
     assert "classification/pais-model.json" in names
     classification = STORE / "models" / "pais-classification" / versions["pais-classification"]
     assert weights == (classification / "weights.safetensors").read_bytes()
+
+
+def test_the_archive_carries_a_digest_manifest_whose_digest_push_records(pushed_release, moto_endpoint):
+    s3 = moto_client(moto_endpoint, "s3")
+    bucket, key = artifacts.split_s3_uri(pushed_release["model_data"])
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as archive:
+        manifest = archive.extractfile(MANIFEST_NAME).read()
+        listed = dict(reversed(line.split("  ", 1)) for line in manifest.decode().splitlines())
+        assert set(listed) == set(archive.getnames()) - {MANIFEST_NAME}
+        for name, digest in listed.items():
+            assert hashlib.sha256(archive.extractfile(name).read()).hexdigest() == digest
+    assert hashlib.sha256(manifest).hexdigest() == pushed_release["manifest_sha256"]
+    assert (
+        s3.head_object(Bucket=bucket, Key=key)["Metadata"]["manifest-sha256"]
+        == pushed_release["manifest_sha256"]
+    )
+
+
+def test_the_artifacts_bucket_has_an_unguessable_name_and_is_found_by_its_tags(
+    pushed_release, aws_emulator, moto_endpoint, tmp_path
+):
+    bucket, _ = artifacts.split_s3_uri(pushed_release["model_data"])
+    prefix = "pais-artifacts-123456789012-us-east-1-"
+    assert bucket.startswith(prefix) and len(bucket) == len(prefix) + artifacts.BUCKET_RANDOM_CHARS
+    s3 = moto_client(moto_endpoint, "s3")
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags["pais:managed-by"] == "python -m deploy"
+    # A hand-made bucket named like the tool's is not used, and the output says so.
+    s3.create_bucket(Bucket=prefix + "0handmade0")
+    layout = make_oci_layout(tmp_path / "oci", {"app/VERSION": b"release-2\n"})
+    # another repository: the deploy tests deploy the newest image of `pais`, release-1
+    again = push_layout(aws_emulator.url, layout, "release-2", "--repository", "pais-second")
+    assert again["model_data"].startswith(f"s3://{bucket}/")
+    assert {"kind": "S3 bucket", "name": prefix + "0handmade0"} in [
+        {k: item[k] for k in ("kind", "name")} for item in again["left_alone"]
+    ]
+    assert s3.list_objects_v2(Bucket=prefix + "0handmade0")["KeyCount"] == 0
+    # Every S3 call the tool sent that names a bucket said which account must own it.
+    assert aws_emulator.s3_unguarded == []
+
+
+def test_a_bucket_of_another_account_is_refused(pushed_release, aws_emulator, moto_endpoint, tmp_path):
+    other = moto_client(moto_endpoint, "s3")
+    other.meta.events.register(
+        "before-sign.s3.*",
+        lambda request, **_: request.headers.__setitem__("x-moto-account-id", "210987654321"),
+    )
+    other.create_bucket(Bucket="pais-squatted-by-someone-else")
+    layout = make_oci_layout(tmp_path / "oci", {"app/VERSION": b"release-1\n"})
+    error = push_layout(
+        aws_emulator.url, layout, "release-1", "--bucket", "pais-squatted-by-someone-else", status=1
+    )
+    assert "belongs to another account" in error
+    assert other.list_objects_v2(Bucket="pais-squatted-by-someone-else")["KeyCount"] == 0
+
+
+def test_a_repository_the_tool_did_not_make_is_left_alone_unless_adopted(
+    pushed_release, aws_emulator, moto_endpoint, tmp_path
+):
+    ecr = moto_client(moto_endpoint, "ecr")
+    ecr.create_repository(repositoryName="pais-handmade", imageTagMutability="MUTABLE")
+    layout = make_oci_layout(tmp_path / "oci", {"app/VERSION": b"handmade\n"})
+    error = push_layout(
+        aws_emulator.url, layout, "h-1", "--repository", "pais-handmade", "--skip-artifacts", status=1
+    )
+    assert (
+        "ECR repository pais-handmade exists and is left alone" in error
+        and "--force-adopt pais-handmade" in error
+    )
+    with pytest.raises(ecr.exceptions.LifecyclePolicyNotFoundException):
+        ecr.get_lifecycle_policy(repositoryName="pais-handmade")
+    plan = push_layout(
+        aws_emulator.url, layout, "h-1", "--repository", "pais-handmade", "--skip-artifacts",
+        "--force-adopt", "pais-handmade", "--dry-run",
+    )  # fmt: skip
+    operations = [call["operation"] for call in plan["calls"]]
+    assert operations[:3] == ["TagResource", "PutImageTagMutability", "PutImageScanningConfiguration"]
+    assert any("--force-adopt: ECR repository pais-handmade" in note for note in plan["notes"])
+    assert (
+        ecr.describe_repositories(repositoryNames=["pais-handmade"])["repositories"][0]["imageTagMutability"]
+        == "MUTABLE"
+    )
 
 
 def test_pushing_the_same_release_again_uploads_nothing(pushed_release, aws_emulator, tmp_path):
@@ -145,7 +228,7 @@ def test_any_stored_model_can_ship_as_a_tasks_artifacts(tmp_path):
         with tarfile.open(packed.path) as archive:
             names = archive.getnames()
         assert "recommendation/pais-model.json" in names and all(
-            n.startswith("recommendation/") for n in names
+            n.startswith("recommendation/") for n in names if n != MANIFEST_NAME
         )
         assert packed.models == {"my-recs": spec.partition(":")[2] or "v1"}
     refusals = {

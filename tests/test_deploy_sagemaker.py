@@ -2,24 +2,28 @@
 (tests/aws_emulator.py): the endpoint's status follows a real PAIS process's health
 check, updates are blue/green with rollback detection, invocations reach the process.
 
-The tests of one module share one endpoint and run in file order: create, use, update,
-fail an update, batch, tear down.
+The tests of one module share one endpoint and run in file order: create, use, update
+(twice in one millisecond, with a secret), fail an update, batch, tear down.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from deploy import naming
 from deploy.artifacts import split_s3_uri
 
 from .aws_emulator import moto_client
-from .deploy_support import check_plan, copy_artifacts, run_deploy
+from .deploy_support import check_plan, copy_artifacts, run_deploy, run_deploy_logged
 from .images import CAT_LABELS, COFFEE_LABELS
 
 NAME = "pais-sm-test"
+SECRET = "sm-secret-7d41e0"  # a token the container needs; it must show nowhere else
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +179,107 @@ def test_update_is_blue_green_and_cleans_up_the_previous_release(deployed, aws_e
     assert [(s["min"], s["max"], s["target"]) for s in status["autoscaling"]] == [(1, 3, 50.0)]
 
 
+def _configs(moto_endpoint: str) -> list[str]:
+    return [
+        c["EndpointConfigName"]
+        for c in sm(moto_endpoint).list_endpoint_configs(NameContains=NAME)["EndpointConfigs"]
+    ]
+
+
+def test_two_deploys_in_the_same_millisecond_both_succeed(deployed, aws_emulator, moto_endpoint, monkeypatch):
+    """The clock stands still: the names still differ, and each update deletes only the
+    release it replaced, never the one it made."""
+    moment = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    monkeypatch.setattr(naming, "now", lambda: moment)
+    args = ("sagemaker", "deploy", NAME, "--instance-type", "ml.g4dn.xlarge", "--secret", "HF_TOKEN")
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    first, first_log = run_deploy_logged(aws_emulator.url, *args)
+    second, second_log = run_deploy_logged(aws_emulator.url, *args)
+    assert first["endpoint_config"].startswith(f"{NAME}-300102030405678-")
+    assert second["endpoint_config"].startswith(f"{NAME}-300102030405678-")
+    assert first["endpoint_config"] != second["endpoint_config"] and first["model"] != second["model"]
+    assert (first["status"], second["status"]) == ("InService", "InService")
+    assert second["previous_config"] == first["endpoint_config"]
+    assert set(second["deleted"]) == {first["endpoint_config"], first["model"]}
+    endpoint = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == (
+        "InService",
+        second["endpoint_config"],
+    )
+    assert _configs(moto_endpoint) == [second["endpoint_config"]]
+    assert sm(moto_endpoint).describe_model(ModelName=second["model"])
+    assert SECRET not in first_log + second_log + json.dumps([first, second])
+
+
+def test_the_secret_reaches_the_container_and_nothing_else(deployed, aws_emulator, moto_endpoint):
+    model = sm(moto_endpoint).describe_endpoint_config(
+        EndpointConfigName=sm(moto_endpoint).describe_endpoint(EndpointName=NAME)["EndpointConfigName"]
+    )["ProductionVariants"][0]["ModelName"]
+    environment = sm(moto_endpoint).describe_model(ModelName=model)["PrimaryContainer"]["Environment"]
+    assert SECRET not in json.dumps(environment)
+    parameter = f"/pais/{NAME}/HF_TOKEN"
+    assert (
+        environment["PAIS_SECRETS_FROM_SSM"]
+        == f"HF_TOKEN=arn:aws:ssm:us-east-1:123456789012:parameter{parameter}"
+    )
+    stored = moto_client(moto_endpoint, "ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
+    assert (stored["Type"], stored["Value"]) == ("SecureString", SECRET)
+    # The serving process (the entrypoint exec'd bentoml in place) holds the value ...
+    container = aws_emulator.fleets[NAME].variants[0].container
+    environ = Path(f"/proc/{container.process.pid}/environ").read_bytes().split(b"\0")
+    assert f"HF_TOKEN={SECRET}".encode() in environ
+    assert not any(line.startswith(b"PAIS_SECRETS_FROM_SSM=") for line in environ)  # consumed
+    # ... and its log says it was set, not what it is.
+    logs = run_deploy(aws_emulator.url, "sagemaker", "logs", NAME, "--since", "1h")
+    assert any("pais entrypoint: HF_TOKEN" in line for line in logs["lines"])
+    assert not any(SECRET in line for line in logs["lines"])
+    # The role may read the deployment's parameters, and only those.
+    document = moto_client(moto_endpoint, "iam").get_role_policy(
+        RoleName=f"pais-{NAME}-sagemaker", PolicyName="pais"
+    )
+    (reads,) = [s for s in document["PolicyDocument"]["Statement"] if s["Sid"] == "ReadSecrets"]
+    assert reads["Resource"] == [f"arn:aws:ssm:us-east-1:123456789012:parameter/pais/{NAME}/*"]
+
+
+def test_tampered_artifacts_stop_the_container_before_it_serves(
+    deployed, aws_emulator, moto_endpoint, pushed_release, tmp_path
+):
+    """SageMaker downloads the artifacts again for every new instance: if they changed in S3
+    after the deploy, the entrypoint refuses them (the update rolls back)."""
+    import io
+    import tarfile
+
+    bucket, key = split_s3_uri(pushed_release["model_data"])
+    s3 = moto_client(moto_endpoint, "s3")
+    original = s3.get_object(Bucket=bucket, Key=key)
+    metadata = original["Metadata"]
+    tampered = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(original["Body"].read()), mode="r:gz") as source,
+        tarfile.open(fileobj=tampered, mode="w:gz") as target,
+    ):
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name == "classification/pais-model.json":
+                data = data.replace(b"{", b'{"tampered": true, ', 1)
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    copy = f"s3://{bucket}/pais/tampered/model.tar.gz"
+    s3.put_object(
+        Bucket=bucket, Key="pais/tampered/model.tar.gz", Body=tampered.getvalue(), Metadata=metadata
+    )
+    before = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)["EndpointConfigName"]
+    error = run_deploy(aws_emulator.url, "sagemaker", "deploy", NAME, "--model-data", copy, status=1)
+    assert "rolled back" in error
+    endpoint = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", before)
+    logs = run_deploy(aws_emulator.url, "sagemaker", "logs", NAME, "--since", "1h")
+    assert any(
+        "do not match their manifest" in line and "classification/pais-model.json: sha256" in line
+        for line in logs["lines"]
+    ), logs["lines"][-20:]
+
+
 def test_a_failed_update_is_detected_as_a_rollback(deployed, aws_emulator, moto_endpoint):
     before = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)["EndpointConfigName"]
     error = run_deploy(
@@ -316,7 +421,8 @@ def test_teardown_removes_everything_in_order(deployed, aws_emulator, moto_endpo
     client = sm(moto_endpoint)
     assert client.list_endpoints(NameContains=NAME)["Endpoints"] == []
     assert client.list_endpoint_configs(NameContains=NAME)["EndpointConfigs"] == []
-    assert client.list_models(NameContains=NAME)["Models"] == []
+    # moto's ListModels ignores NameContains (other modules' models are listed too)
+    assert [m["ModelName"] for m in client.list_models()["Models"] if NAME in m["ModelName"]] == []
     scaling = moto_client(moto_endpoint, "application-autoscaling")
     targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert all(NAME not in target["ResourceId"] for target in targets)
@@ -331,7 +437,7 @@ ASYNC = "pais-sm-async"
 def async_deployed(aws_emulator, pushed_release, moto_endpoint) -> dict:
     """An async endpoint on a copy of the artifacts (so that purging them harms no one)."""
     bucket, _ = split_s3_uri(pushed_release["model_data"])
-    copy = copy_artifacts(moto_endpoint, pushed_release["model_data"], "async-copy/model.tar.gz")
+    copy = copy_artifacts(moto_endpoint, pushed_release["model_data"], "pais/async-copy/model.tar.gz")
     return run_deploy(
         aws_emulator.url,
         "sagemaker",

@@ -2,13 +2,16 @@
 
 The instance: the latest Deep Learning AMI, IMDSv2 required (hop limit 2 so the container
 can reach the instance role), an encrypted gp3 root volume, an instance profile that may
-only pull the image, read the artifacts and write its log group (plus SSM Session Manager
-instead of SSH), a security group open on the service port to one CIDR, optionally Spot.
-`deploy` waits until GET /readyz answers 200 on the public address.
+only pull the image, read the artifacts and the deployment's SSM parameters and write its
+log group (plus SSM Session Manager instead of SSH), a security group open on the service
+port to one CIDR, optionally Spot. The service answers HTTPS only, with the deployment's
+own certificate (deploy/ec2/tls.py); `deploy` waits until GET /readyz answers 200 on the
+public address, trusting that certificate alone.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +19,21 @@ from typing import Any
 import httpx
 from botocore.exceptions import ClientError
 
-from .. import iam
+from .. import iam, secret_store
 from ..aws import Aws, error_code, is_not_found
 from ..cost import hourly_cost
 from ..ecr import ImageRef
+from ..entrypoint import ARTIFACTS_SHA256, TLS_FROM_SSM
 from ..errors import DeployError
-from ..naming import DEPLOYMENT_TAG, key_value_tags, resource_tags
+from ..logs import ensure_log_group
+from ..naming import DEPLOYMENT_TAG, MANAGED_BY, MANAGED_TAG, key_value_tags, resource_tags, tag_dict
+from ..ownership import SECURITY_GROUP, Ownership
 from ..purge import purge
 from ..waiting import wait_until
-from . import network, userdata
+from . import network, tls, userdata
 from .ami import DLAMI_NAME, DLAMI_PARAMETER, find_ami
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-LOG_RETENTION_DAYS = 30
 MODEL_DATA_TAG = "pais:model-data"
 PROFILE_PROPAGATION_S = 60
 
@@ -41,8 +46,9 @@ class Ec2Spec:
     allow_cidr: str
     model_data: str | None = None
     model_sha256: str | None = None
+    manifest_sha256: str | None = None
     instance_type: str = "g5.xlarge"
-    port: int = 80
+    port: int = 443
     ami: str | None = None
     ami_parameter: str = DLAMI_PARAMETER
     ami_name: str = DLAMI_NAME
@@ -51,6 +57,7 @@ class Ec2Spec:
     spot: bool = False
     volume_gb: int = 100
     env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # values are plan.Secret
     tags: dict[str, str] = field(default_factory=dict)
     gpus: bool = True
     replace: bool = False
@@ -71,6 +78,7 @@ def instances(aws: Aws, deployment: str, states: list[str] = LIVE_STATES) -> lis
         "DescribeInstances",
         Filters=[
             {"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [deployment]},
+            {"Name": f"tag:{MANAGED_TAG}", "Values": [MANAGED_BY]},
             {"Name": "instance-state-name", "Values": states},
         ],
     )["Reservations"]
@@ -125,7 +133,7 @@ def run_params(
     return params
 
 
-def deploy(aws: Aws, spec: Ec2Spec, wait: bool, timeout_s: float) -> dict[str, Any]:
+def deploy(aws: Aws, owner: Ownership, spec: Ec2Spec, wait: bool, timeout_s: float) -> dict[str, Any]:
     previous = instances(aws, spec.name)
     if previous and not spec.replace:
         raise DeployError(
@@ -135,18 +143,30 @@ def deploy(aws: Aws, spec: Ec2Spec, wait: bool, timeout_s: float) -> dict[str, A
     tags = resource_tags(spec.name, spec.tags)
     image = find_ami(aws, spec.ami, spec.ami_parameter, spec.ami_name)
     vpc = network.vpc_of_subnet(aws, spec.subnet) if spec.subnet else network.default_vpc(aws)
-    group = network.ensure_group(aws, spec.name, vpc, spec.port, spec.allow_cidr, tags)
+    group = network.ensure_group(aws, owner, spec.name, vpc, spec.port, spec.allow_cidr, tags)
+    certificate, tls_arn = tls.ensure_certificate(aws, owner, spec.name, tags)
+    secrets = secret_store.store(aws, owner, spec.name, spec.secrets, tags)
     read_uris = [spec.model_data] if spec.model_data else []
     iam.ensure_role(
         aws,
+        owner,
         role_name(spec.name),
         "ec2",
-        iam.ec2_policy(aws, spec.repository_arn, read_uris, log_group(spec.name)),
+        iam.ec2_policy(
+            aws,
+            spec.repository_arn,
+            read_uris,
+            log_group(spec.name),
+            secret_store.parameters_arn_pattern(aws, spec.name),
+        ),
         tags,
         (iam.SSM_MANAGED_POLICY,),
     )
-    profile = iam.ensure_instance_profile(aws, role_name(spec.name), role_name(spec.name), tags)
-    _ensure_log_group(aws, log_group(spec.name), tags)
+    profile = iam.ensure_instance_profile(aws, owner, role_name(spec.name), role_name(spec.name), tags)
+    ensure_log_group(aws, owner, log_group(spec.name), tags)
+    entrypoint_env = {**secret_store.reference_env(secrets), TLS_FROM_SSM: tls_arn}
+    if spec.manifest_sha256:
+        entrypoint_env[ARTIFACTS_SHA256] = spec.manifest_sha256
     script = userdata.render(
         region=aws.region,
         registry=spec.image.repository_uri.split("/", 1)[0],
@@ -154,6 +174,7 @@ def deploy(aws: Aws, spec: Ec2Spec, wait: bool, timeout_s: float) -> dict[str, A
         port=spec.port,
         log_group=log_group(spec.name),
         env=spec.env,
+        entrypoint_env=entrypoint_env,
         model_data=spec.model_data,
         model_sha256=spec.model_sha256,
         gpus=spec.gpus,
@@ -169,30 +190,34 @@ def deploy(aws: Aws, spec: Ec2Spec, wait: bool, timeout_s: float) -> dict[str, A
         "ami": image,
         "security_group": group,
         "image": spec.image.uri,
+        "secrets": secret_store.parameter_names(secrets),
+        "tls": _tls_summary(spec.name, certificate),
         "cost_per_hour_usd": None if spec.spot else hourly_cost(aws.region, [(spec.instance_type, 1)]),
     }
     if not wait:
-        return result
+        return result | owner.report()
     address = wait_until(
         aws, f"instance {instance_id} running", lambda: _running(aws, instance_id), timeout_s
     )
-    url = f"http://{address}:{spec.port}"
+    url = f"https://{address}:{spec.port}"
     result["url"] = url
+    context = tls.pinned_context(certificate)
     result["ready"] = wait_until(
-        aws, f"{url}/readyz answers 200", lambda: _ready(aws, instance_id, url), timeout_s
+        aws, f"{url}/readyz answers 200", lambda: _ready(aws, instance_id, url, context), timeout_s
     )
     if previous:
         old = [i["InstanceId"] for i in previous]
         aws.write("ec2", "TerminateInstances", InstanceIds=old)
         result["replaced"] = old
-    return result
+    return result | owner.report()
 
 
-def _ensure_log_group(aws: Aws, group: str, tags: dict[str, str]) -> None:
-    if aws.read("logs", "DescribeLogGroups", logGroupNamePrefix=group)["logGroups"]:
-        return
-    aws.write("logs", "CreateLogGroup", logGroupName=group, tags=tags)
-    aws.write("logs", "PutRetentionPolicy", logGroupName=group, retentionInDays=LOG_RETENTION_DAYS)
+def _tls_summary(deployment: str, certificate: str) -> dict[str, str]:
+    return {
+        "certificate": certificate,
+        "sha256_fingerprint": tls.fingerprint(certificate),
+        "parameter": secret_store.parameter_name(deployment, tls.CERTIFICATE),
+    }
 
 
 def _run_instance(aws: Aws, params: dict[str, Any]) -> dict[str, Any]:
@@ -228,10 +253,10 @@ def _running(aws: Aws, instance_id: str) -> tuple[bool, str]:
     return state == "running", address if state == "running" else state
 
 
-def _ready(aws: Aws, instance_id: str, url: str) -> tuple[bool, str]:
+def _ready(aws: Aws, instance_id: str, url: str, context: ssl.SSLContext) -> tuple[bool, str]:
     _running(aws, instance_id)  # a terminated (e.g. reclaimed Spot) instance fails the wait
     try:
-        answer = httpx.get(f"{url}/readyz", timeout=5)
+        answer = httpx.get(f"{url}/readyz", timeout=5, verify=context)
     except httpx.HTTPError as error:
         return False, f"not answering ({type(error).__name__})"
     return answer.status_code == 200, f"/readyz {answer.status_code}"
@@ -239,6 +264,7 @@ def _ready(aws: Aws, instance_id: str, url: str) -> tuple[bool, str]:
 
 def status(aws: Aws, deployment: str) -> dict[str, Any]:
     found = []
+    certificate = tls.read_certificate(aws, deployment)
     for instance in instances(aws, deployment, [*LIVE_STATES, "shutting-down"]):
         address = instance.get("PublicIpAddress")
         port = _service_port(aws, deployment)
@@ -250,9 +276,10 @@ def status(aws: Aws, deployment: str) -> dict[str, Any]:
             "public_ip": address,
             "launched": str(instance.get("LaunchTime", "")),
         }
-        if address and port and instance["State"]["Name"] == "running":
-            item["url"] = f"http://{address}:{port}"
-            item["ready"] = _ready(aws, instance["InstanceId"], item["url"])[1]
+        if address and port and certificate and instance["State"]["Name"] == "running":
+            item["url"] = f"https://{address}:{port}"
+            context = tls.pinned_context(certificate)
+            item["ready"] = _ready(aws, instance["InstanceId"], item["url"], context)[1]
         found.append(item)
     running = [(i["instance_type"], 1) for i in found if i["state"] == "running" and not i["spot"]]
     return {
@@ -260,6 +287,7 @@ def status(aws: Aws, deployment: str) -> dict[str, Any]:
         "instances": found,
         "cost_per_hour_usd": hourly_cost(aws.region, running),
         "log_group": log_group(deployment),
+        "tls": _tls_summary(deployment, certificate) if certificate else None,
     }
 
 
@@ -270,24 +298,34 @@ def _service_port(aws: Aws, deployment: str) -> int | None:
 
 
 def teardown(
-    aws: Aws, deployment: str, purge_artifacts: bool, wait: bool, timeout_s: float
+    aws: Aws, owner: Ownership, deployment: str, purge_artifacts: bool, wait: bool, timeout_s: float
 ) -> dict[str, Any]:
+    """Terminate the deployment's instances (found by both ownership tags), then delete its
+    security group, role and profile, and with `purge_artifacts` its artifacts and log
+    group: each only once its tags say the tool made it for this deployment."""
     live = instances(aws, deployment, [*LIVE_STATES, "shutting-down"])
     ids = [i["InstanceId"] for i in live]
-    artifacts = sorted({t["Value"] for i in live for t in i.get("Tags", []) if t["Key"] == MODEL_DATA_TAG})
+    artifacts = sorted({tag_dict(i.get("Tags")).get(MODEL_DATA_TAG) for i in live} - {None})
     result: dict[str, Any] = {"deployment": deployment, "terminated": ids}
     if ids:
         aws.write("ec2", "TerminateInstances", InstanceIds=ids)
         if wait:
             wait_until(aws, f"{len(ids)} instance(s) terminated", lambda: _terminated(aws, ids), timeout_s)
     group = network.find_group(aws, deployment)
-    if group is not None:
+    if group is not None and owner.may_change(
+        SECURITY_GROUP,
+        network.group_name(deployment),
+        "be deleted",
+        ident=group["GroupId"],
+        tags=tag_dict(group.get("Tags")),
+    ):
         _delete_group(aws, group["GroupId"], wait and bool(ids), timeout_s)
         result["security_group_deleted"] = group["GroupId"]
-    result["role_deleted"] = iam.delete_role(aws, role_name(deployment), deployment)
+    result["role_deleted"] = iam.delete_role(aws, owner, role_name(deployment))
+    result["secrets_deleted"] = secret_store.delete_all(aws, owner, deployment)
     if purge_artifacts:
-        result["purged"] = purge(aws, artifacts, [log_group(deployment)])
-    return result
+        result["purged"] = purge(aws, owner, artifacts, [log_group(deployment)])
+    return result | owner.report()
 
 
 def _terminated(aws: Aws, ids: list[str]) -> tuple[bool, str]:

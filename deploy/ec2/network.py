@@ -6,7 +6,8 @@ from typing import Any
 
 from ..aws import Aws
 from ..errors import DeployError
-from ..naming import key_value_tags
+from ..naming import key_value_tags, tag_dict
+from ..ownership import SECURITY_GROUP, Ownership
 
 
 def group_name(deployment: str) -> str:
@@ -41,8 +42,11 @@ def ingress_rule(port: int, cidr: str) -> dict[str, Any]:
     }
 
 
-def ensure_group(aws: Aws, deployment: str, vpc: str, port: int, cidr: str, tags: dict[str, str]) -> str:
-    """The group with exactly one inbound rule, tcp `port` from `cidr`; others are revoked."""
+def ensure_group(
+    aws: Aws, owner: Ownership, deployment: str, vpc: str, port: int, cidr: str, tags: dict[str, str]
+) -> str:
+    """The group with exactly one inbound rule, tcp `port` from `cidr`; others are revoked
+    (only in a group the tool made for this deployment)."""
     group = find_group(aws, deployment, vpc)
     if group is None:
         created = aws.write(
@@ -57,6 +61,13 @@ def ensure_group(aws: Aws, deployment: str, vpc: str, port: int, cidr: str, tags
         existing: list[dict[str, Any]] = []
     else:
         group_id = group["GroupId"]
+        owner.require(
+            SECURITY_GROUP,
+            group_name(deployment),
+            "have its inbound rules replaced",
+            ident=group_id,
+            tags=tag_dict(group.get("Tags")),
+        )
         existing = group.get("IpPermissions", [])
     wanted = ingress_rule(port, cidr)
     stray = [

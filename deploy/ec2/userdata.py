@@ -4,7 +4,13 @@ It logs in to ECR with the instance role, downloads the model artifacts and chec
 sha256, pulls the image by digest and runs it with every GPU, a restart policy (so a
 reboot brings it back), the service port published, the artifacts mounted where SageMaker
 would put them (/opt/ml/model), and docker's awslogs driver sending the container's output
-to CloudWatch Logs. tests/test_deploy_userdata.py runs it with stand-in `aws` and `docker`.
+to CloudWatch Logs.
+
+User data is readable by anyone who may call DescribeInstanceAttribute, and by every
+process on the instance through the metadata service: it holds no secret. Secrets and the
+TLS key reach the container as SSM parameter references, which its entrypoint resolves
+with the instance role (deploy/entrypoint.py); the container's environment file is still
+written 0600. tests/aws_emulator.py runs this script with stand-in `aws` and `docker`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import shlex
 
 from ..errors import DeployError
+from ..secret_store import check_env
 
 CONTAINER_PORT = 8080
 
@@ -24,6 +31,7 @@ def render(
     port: int,
     log_group: str,
     env: dict[str, str],
+    entrypoint_env: dict[str, str] | None = None,
     model_data: str | None = None,
     model_sha256: str | None = None,
     gpus: bool = True,
@@ -32,10 +40,12 @@ def render(
     for key, value in env.items():
         if "\n" in value or "\n" in key or "=" in key:
             raise DeployError(f"--env {key}: names cannot hold '=' and values cannot hold line breaks")
+    check_env(env)
     if "@sha256:" not in image:
         raise DeployError(f"the instance must run an image by digest, not {image!r}")
     q = shlex.quote
-    container_env = {"SAGEMAKER_BIND_TO_PORT": str(CONTAINER_PORT), **env}
+    # entrypoint_env: what the entrypoint reads (secret references, digests), not settings
+    container_env = {"SAGEMAKER_BIND_TO_PORT": str(CONTAINER_PORT), **env, **(entrypoint_env or {})}
     lines = [
         "#!/bin/bash",
         "# PAIS on EC2, written by `python -m deploy ec2 deploy`. cloud-init runs it once, as root,",
@@ -66,9 +76,14 @@ def render(
         ]
         mounts = ' --volume "$PAIS_ROOT/model:/opt/ml/model:ro"'
     lines += [
+        "# the container's environment: root's alone (umask and chmod, should the file exist)",
+        "(",
+        "umask 077",
         "cat >\"$PAIS_ROOT/env\" <<'PAIS_ENV'",
         *(f"{key}={value}" for key, value in container_env.items()),
         "PAIS_ENV",
+        ")",
+        'chmod 600 "$PAIS_ROOT/env"',
         'echo "pais: pulling $IMAGE"',
         'docker pull "$IMAGE"',
         "docker rm --force pais >/dev/null 2>&1 || true",

@@ -14,6 +14,8 @@ from typing import Any
 
 from ..aws import Aws
 from ..errors import DeployError
+from ..naming import key_value_tags, resource_tags
+from ..ownership import ALARM, Ownership
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -63,7 +65,13 @@ def alarm_name(endpoint: str, variant: str) -> str:
 
 
 def apply(
-    aws: Aws, endpoint: str, variant: str, spec: Autoscale, is_async: bool, tags: dict[str, str]
+    aws: Aws,
+    owner: Ownership,
+    endpoint: str,
+    variant: str,
+    spec: Autoscale,
+    is_async: bool,
+    tags: dict[str, str],
 ) -> dict[str, Any]:
     target = _target(endpoint, variant)
     aws.write(
@@ -109,11 +117,13 @@ def apply(
         "target": spec.target,
     }
     if is_async and spec.minimum == 0:
-        result["scale_from_zero_alarm"] = _scale_from_zero(aws, endpoint, variant, target)
+        result["scale_from_zero_alarm"] = _scale_from_zero(aws, owner, endpoint, variant, target, tags)
     return result
 
 
-def _scale_from_zero(aws: Aws, endpoint: str, variant: str, target: dict[str, str]) -> str:
+def _scale_from_zero(
+    aws: Aws, owner: Ownership, endpoint: str, variant: str, target: dict[str, str], tags: dict[str, str]
+) -> str:
     policy = aws.write(
         "application-autoscaling",
         "PutScalingPolicy",
@@ -128,6 +138,8 @@ def _scale_from_zero(aws: Aws, endpoint: str, variant: str, target: dict[str, st
         },
     )
     name = alarm_name(endpoint, variant)
+    for found in aws.read("cloudwatch", "DescribeAlarms", AlarmNames=[name])["MetricAlarms"]:
+        owner.require(ALARM, name, "be rewritten", ident=found["AlarmArn"])  # PutMetricAlarm replaces it
     aws.write(
         "cloudwatch",
         "PutMetricAlarm",
@@ -143,6 +155,7 @@ def _scale_from_zero(aws: Aws, endpoint: str, variant: str, target: dict[str, st
         ComparisonOperator="GreaterThanOrEqualToThreshold",
         TreatMissingData="missing",
         AlarmActions=[policy["PolicyARN"]],
+        Tags=key_value_tags(resource_tags(endpoint, tags)),
     )
     return name
 
@@ -180,15 +193,16 @@ def current(aws: Aws, endpoint: str, variants: list[str]) -> list[dict[str, Any]
     return found
 
 
-def restore(aws: Aws, endpoint: str, saved: dict[str, Any], tags: dict[str, str]) -> None:
+def restore(aws: Aws, owner: Ownership, endpoint: str, saved: dict[str, Any], tags: dict[str, str]) -> None:
     if saved.get("target") is None:
         return
     spec = Autoscale(int(saved["min"]), int(saved["max"]), float(saved["target"]))
-    apply(aws, endpoint, saved["variant"], spec, bool(saved["async"]), tags)
+    apply(aws, owner, endpoint, saved["variant"], spec, bool(saved["async"]), tags)
 
 
-def deregister(aws: Aws, endpoint: str, variant: str) -> None:
-    """Remove the variant's scaling (its policies go with the target) and its alarm."""
+def deregister(aws: Aws, owner: Ownership, endpoint: str, variant: str) -> None:
+    """Remove the variant's scaling (its policies go with the target) and its alarm (when
+    the tool made it: an alarm of that name may be someone's)."""
     target = _target(endpoint, variant)
     registered = aws.read(
         "application-autoscaling",
@@ -200,5 +214,6 @@ def deregister(aws: Aws, endpoint: str, variant: str) -> None:
     if registered:
         aws.write("application-autoscaling", "DeregisterScalableTarget", **target)
     alarm = alarm_name(endpoint, variant)
-    if aws.read("cloudwatch", "DescribeAlarms", AlarmNames=[alarm])["MetricAlarms"]:
-        aws.write("cloudwatch", "DeleteAlarms", AlarmNames=[alarm])
+    for found in aws.read("cloudwatch", "DescribeAlarms", AlarmNames=[alarm])["MetricAlarms"]:
+        if owner.may_change(ALARM, alarm, "be deleted", ident=found["AlarmArn"]):
+            aws.write("cloudwatch", "DeleteAlarms", AlarmNames=[alarm])

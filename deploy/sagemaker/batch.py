@@ -20,14 +20,12 @@ from typing import Any
 
 from ..artifacts import split_s3_uri
 from ..aws import Aws
+from ..entrypoint import SETTING_SAGEMAKER_DEFAULT_TASK
 from ..errors import DeployError
-from ..naming import key_value_tags, resource_tags, stamp
+from ..naming import batch_job_name, key_value_tags, resource_tags
 from ..waiting import wait_until
 from .endpoint import find_endpoint
 
-# The container reads its default task from here when no request header can name it
-# (Batch Transform sends none).
-TASK_ENV = "PAIS_SAGEMAKER_DEFAULT_TASK"
 REPORTED_ERRORS = 20
 
 
@@ -93,10 +91,11 @@ def run_batch(
     split_s3_uri(input_uri)
     split_s3_uri(output_uri if output_uri.endswith("/") else output_uri + "/")
     model = model or deployed_model(aws, deployment)
-    job = f"{deployment}-batch-{stamp()}"
+    job = batch_job_name(deployment)
     environment = dict(env or {})
     if task:
-        environment[TASK_ENV] = task
+        # Batch Transform sends no header that could name the task: the container's default.
+        environment[SETTING_SAGEMAKER_DEFAULT_TASK] = task
     aws.write(
         "sagemaker",
         "CreateTransformJob",

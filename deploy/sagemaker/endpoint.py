@@ -12,7 +12,10 @@ Modes, as mlflow's SageMaker deployment has them:
 Every update makes a new model and endpoint config (SageMaker never updates either in
 place), waits, and checks for a rollback the way mlflow does: the endpoint is back
 InService but still on the previous config. Only then are the previous config and models
-deleted (unless --keep-previous).
+deleted (unless --keep-previous), each only when its tags say the tool made it for this
+deployment, and never the config or model this run made, whatever the clock says (names
+end in naming.unique_suffix, so two deploys, even in the same millisecond, do not share one).
+An endpoint of that name the tool did not make is not updated (deploy/ownership.py).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from botocore.exceptions import ClientError
 from ..aws import Aws, is_not_found
 from ..ecr import ImageRef
 from ..errors import DeployError
-from ..naming import key_value_tags, resource_tags, stamp
+from ..logs import ensure_log_group
+from ..naming import key_value_tags, resource_tags, unique_suffix
+from ..ownership import SAGEMAKER_CONFIG, SAGEMAKER_ENDPOINT, SAGEMAKER_MODEL, Ownership
 from ..waiting import wait_until
 from . import autoscale
 
@@ -156,28 +161,44 @@ def deployment_config(spec: EndpointSpec) -> dict[str, Any]:
     return config
 
 
+def log_group(endpoint: str) -> str:
+    """Where SageMaker writes the endpoint's container output."""
+    return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
 def find_endpoint(aws: Aws, name: str) -> dict[str, Any] | None:
-    try:
-        return aws.read("sagemaker", "DescribeEndpoint", EndpointName=name)
-    except ClientError as error:
-        if is_not_found(error):
-            return None
-        raise
+    return aws.find("sagemaker", "DescribeEndpoint", EndpointName=name)
 
 
-def deploy(aws: Aws, spec: EndpointSpec, wait: bool, timeout_s: float) -> dict[str, Any]:
-    check_spec(spec)
-    existing = find_endpoint(aws, spec.name)
-    if existing is not None and spec.mode == "create":
-        raise DeployError(f"endpoint {spec.name} exists (--mode create); use --mode replace to update it")
-    if existing is not None and existing["EndpointStatus"] != "InService":
+def check_existing(aws: Aws, owner: Ownership, name: str, mode: str) -> dict[str, Any] | None:
+    """The endpoint a deploy would update (None: it creates one), once it is clear that the
+    update may go ahead: the tool's own endpoint (or adopted), InService, not --mode create."""
+    existing = find_endpoint(aws, name)
+    if existing is None:
+        return None
+    if mode == "create":
+        raise DeployError(f"endpoint {name} exists (--mode create); use --mode replace to update it")
+    owner.require(
+        SAGEMAKER_ENDPOINT,
+        name,
+        "be updated to the new release",
+        ident=existing["EndpointArn"],
+        instead="deploy under another name",
+    )
+    if existing["EndpointStatus"] != "InService":
         raise DeployError(
-            f"endpoint {spec.name} is {existing['EndpointStatus']}"
+            f"endpoint {name} is {existing['EndpointStatus']}"
             + (f" ({existing['FailureReason']})" if existing.get("FailureReason") else "")
             + ": an update needs it InService; wait for it, or run `sagemaker teardown` and deploy again"
         )
-    now = stamp()
-    model_name = config_name = f"{spec.name}-{now}"
+    return existing
+
+
+def deploy(aws: Aws, owner: Ownership, spec: EndpointSpec, wait: bool, timeout_s: float) -> dict[str, Any]:
+    check_spec(spec)
+    existing = check_existing(aws, owner, spec.name, spec.mode)
+    suffix = unique_suffix()
+    model_name = config_name = f"{spec.name}-{suffix}"
     aws.write("sagemaker", "CreateModel", **model_params(spec, model_name))
     result: dict[str, Any] = {
         "endpoint": spec.name,
@@ -187,6 +208,8 @@ def deploy(aws: Aws, spec: EndpointSpec, wait: bool, timeout_s: float) -> dict[s
         "model_data": spec.model_data,
     }
     if existing is None:
+        # Made here, tagged, before SageMaker would make it untagged on first write.
+        ensure_log_group(aws, owner, log_group(spec.name), resource_tags(spec.name, spec.tags))
         variants = [variant_params(spec, model_name, spec.variant, 1.0)]
         aws.write("sagemaker", "CreateEndpointConfig", **config_params(spec, config_name, variants))
         aws.write(
@@ -203,12 +226,22 @@ def deploy(aws: Aws, spec: EndpointSpec, wait: bool, timeout_s: float) -> dict[s
             )
     else:
         result.update(
-            _update(aws, spec, existing, model_name, config_name, f"{spec.variant}-{now}", wait, timeout_s)
+            _update(
+                aws,
+                owner,
+                spec,
+                existing,
+                model_name,
+                config_name,
+                f"{spec.variant}-{suffix}",
+                wait,
+                timeout_s,
+            )
         )
     if spec.autoscale and (wait or aws.dry_run):
         variant = result.get("variant", spec.variant)
         result["autoscaling"] = autoscale.apply(
-            aws, spec.name, variant, spec.autoscale, spec.is_async, spec.tags
+            aws, owner, spec.name, variant, spec.autoscale, spec.is_async, spec.tags
         )
     elif spec.autoscale:
         result["autoscaling"] = (
@@ -230,6 +263,7 @@ def _creation_state(aws: Aws, name: str) -> tuple[bool, str]:
 
 def _update(
     aws: Aws,
+    owner: Ownership,
     spec: EndpointSpec,
     existing: dict[str, Any],
     model_name: str,
@@ -262,7 +296,7 @@ def _update(
     }
     lifted = [target for target in scaled if target["variant"] in changed]
     for target in lifted:
-        autoscale.deregister(aws, spec.name, target["variant"])
+        autoscale.deregister(aws, owner, spec.name, target["variant"])
 
     params: dict[str, Any] = {"EndpointName": spec.name, "EndpointConfigName": config_name}
     if {v["VariantName"] for v in variants} == {v["VariantName"] for v in old_variants}:
@@ -284,20 +318,50 @@ def _update(
             timeout_s,
         )
     except DeployError:
-        if not aws.dry_run and not _still_updating(aws, spec.name):
+        if not aws.dry_run and _settled_elsewhere(aws, spec.name, config_name):
             _discard(aws, config_name, model_name)
             for target in lifted:
-                autoscale.restore(aws, spec.name, target, spec.tags)
+                autoscale.restore(aws, owner, spec.name, target, spec.tags)
         raise
     for target in lifted:
         if not spec.autoscale:
-            autoscale.restore(aws, spec.name, target, spec.tags)
+            autoscale.restore(aws, owner, spec.name, target, spec.tags)
     if not spec.keep_previous:
-        in_use = {v["ModelName"] for v in variants}
-        old_models = [v["ModelName"] for v in old_variants if v["ModelName"] not in in_use]
-        _discard(aws, old_config_name, *old_models)
-        result["deleted"] = [old_config_name, *old_models]
+        # What this run made, and what the new config uses, stays whatever the names say.
+        keep = {config_name, model_name} | {v["ModelName"] for v in variants}
+        result["deleted"] = _delete_previous(aws, owner, old_config, keep)
     return result
+
+
+def _delete_previous(aws: Aws, owner: Ownership, old_config: dict[str, Any], keep: set[str]) -> list[str]:
+    """The replaced config and its models, each when the tool made it for this deployment
+    and it is none of `keep`; returns the names deleted."""
+    found = [
+        (
+            SAGEMAKER_CONFIG,
+            "DeleteEndpointConfig",
+            "EndpointConfigName",
+            old_config["EndpointConfigName"],
+            old_config["EndpointConfigArn"],
+        )
+    ]
+    for variant in old_config["ProductionVariants"]:
+        model = describe_model(aws, variant["ModelName"])
+        if model is not None:
+            found.append((SAGEMAKER_MODEL, "DeleteModel", "ModelName", model["ModelName"], model["ModelArn"]))
+    deleted = []
+    for kind, operation, key, name, arn in found:
+        if (
+            name not in keep
+            and owner.may_change(kind, name, "be deleted (this deploy replaced it)", ident=arn)
+            and _delete_quietly(aws, operation, **{key: name})
+        ):
+            deleted.append(name)
+    return deleted
+
+
+def describe_model(aws: Aws, name: str) -> dict[str, Any] | None:
+    return aws.find("sagemaker", "DescribeModel", ModelName=name)
 
 
 def _keep(variant: dict[str, Any]) -> dict[str, Any]:
@@ -338,21 +402,27 @@ def _update_state(
     return False, f"{status} (not yet on {new_config})"
 
 
-def _still_updating(aws: Aws, name: str) -> bool:
+def _settled_elsewhere(aws: Aws, name: str, config: str) -> bool:
+    """Whether the endpoint is done changing and does not run `config` (so a failed
+    update's config is no one's): only then is it deleted."""
     endpoint = find_endpoint(aws, name)
-    return endpoint is not None and endpoint["EndpointStatus"] in SETTLING
+    return endpoint is None or (
+        endpoint["EndpointStatus"] not in SETTLING and endpoint["EndpointConfigName"] != config
+    )
 
 
-def _discard(aws: Aws, config_name: str, *model_names: str) -> None:
-    """Delete an endpoint config and models nothing uses any more."""
+def _discard(aws: Aws, config_name: str, model_name: str) -> None:
+    """Delete the endpoint config and model this run made, once the update failed."""
     _delete_quietly(aws, "DeleteEndpointConfig", EndpointConfigName=config_name)
-    for model in model_names:
-        _delete_quietly(aws, "DeleteModel", ModelName=model)
+    _delete_quietly(aws, "DeleteModel", ModelName=model_name)
 
 
-def _delete_quietly(aws: Aws, operation: str, **params: Any) -> None:
+def _delete_quietly(aws: Aws, operation: str, **params: Any) -> bool:
+    """Delete; True unless it was gone already."""
     try:
         aws.write("sagemaker", operation, **params)
+        return True
     except ClientError as error:
         if not is_not_found(error):
             raise
+        return False

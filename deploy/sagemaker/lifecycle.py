@@ -2,9 +2,12 @@
 
 Teardown goes in dependency order: running transform jobs stopped, autoscaling
 deregistered (its alarms deleted), the endpoint deleted and waited for, then the endpoint
-configs and models it used, then the execution role the tool made; with --purge-artifacts
-also the model artifacts in S3 and the endpoint's log group. It removes only resources
-tagged `pais:deployment=<name>`, and running it twice is harmless.
+configs and models it used, then the execution role and the SSM parameters (secrets) the
+tool made; with --purge-artifacts also the model artifacts `push` stored and the
+endpoint's log group. Each one is first checked for the tool's tags for this deployment
+(deploy/ownership.py): one without them, even with the expected name, is left alone and
+named in the output (`left_alone`), and so is everything reached only through it (the
+configs and models of an endpoint that is not the tool's). Running it twice is harmless.
 """
 
 from __future__ import annotations
@@ -13,39 +16,32 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import iam
+from .. import iam, secret_store
 from ..aws import Aws, is_not_found
 from ..cost import hourly_cost
-from ..naming import DEPLOYMENT_TAG
+from ..naming import BATCH_INFIX, is_versioned
+from ..ownership import SAGEMAKER_CONFIG, SAGEMAKER_ENDPOINT, SAGEMAKER_JOB, SAGEMAKER_MODEL, Ownership
 from ..purge import purge
 from ..waiting import wait_until
 from . import autoscale
-from .endpoint import find_endpoint
+from .endpoint import describe_model, find_endpoint, log_group
 
 
 def role_name(deployment: str) -> str:
     return f"pais-{deployment}-sagemaker"
 
 
-def log_group(endpoint: str) -> str:
-    return f"/aws/sagemaker/Endpoints/{endpoint}"
-
-
-def _tagged(aws: Aws, arn: str, deployment: str) -> bool:
-    tags = aws.read("sagemaker", "ListTags", ResourceArn=arn).get("Tags", [])
-    return any(t["Key"] == DEPLOYMENT_TAG and t["Value"] == deployment for t in tags)
-
-
-def _owned(aws: Aws, operation: str, key: str, name_key: str, arn_key: str, deployment: str) -> list[str]:
-    """Names of the deployment's resources of one kind (by name prefix, then checked by tag)."""
-    found, token = [], None
+def _named_for(aws: Aws, operation: str, key: str, name_key: str, deployment: str) -> set[str]:
+    """The resources of one kind named as the tool names the deployment's
+    (naming.is_versioned). Only their tags can say whether they are its."""
+    found, token = set(), None
     while True:
         page = aws.read(
             "sagemaker", operation, NameContains=deployment, **({"NextToken": token} if token else {})
         )
         for item in page[key]:
-            if item[name_key].startswith(f"{deployment}-") and _tagged(aws, item[arn_key], deployment):
-                found.append(item[name_key])
+            if is_versioned(item[name_key], deployment):
+                found.add(item[name_key])
         token = page.get("NextToken")
         if not token:
             return found
@@ -99,7 +95,7 @@ def status(aws: Aws, deployment: str) -> dict[str, Any]:
             aws.region, [(v["instance_type"], v["instances"] or 0) for v in variants if not v["serverless"]]
         )
     jobs = aws.read(
-        "sagemaker", "ListTransformJobs", NameContains=f"{deployment}-batch-", SortBy="CreationTime"
+        "sagemaker", "ListTransformJobs", NameContains=f"{deployment}{BATCH_INFIX}", SortBy="CreationTime"
     )
     result["transform_jobs"] = [
         {
@@ -108,12 +104,13 @@ def status(aws: Aws, deployment: str) -> dict[str, Any]:
             "failure_reason": job.get("FailureReason"),
         }
         for job in jobs["TransformJobSummaries"]
+        if is_versioned(job["TransformJobName"], deployment, BATCH_INFIX)
     ]
     return result
 
 
 def teardown(
-    aws: Aws, deployment: str, purge_artifacts: bool, wait: bool, timeout_s: float
+    aws: Aws, owner: Ownership, deployment: str, purge_artifacts: bool, wait: bool, timeout_s: float
 ) -> dict[str, Any]:
     removed: dict[str, list[str]] = {
         "transform_jobs": [],
@@ -122,66 +119,64 @@ def teardown(
         "models": [],
     }
     for job in aws.read(
-        "sagemaker", "ListTransformJobs", NameContains=f"{deployment}-batch-", StatusEquals="InProgress"
+        "sagemaker", "ListTransformJobs", NameContains=f"{deployment}{BATCH_INFIX}", StatusEquals="InProgress"
     )["TransformJobSummaries"]:
-        aws.write("sagemaker", "StopTransformJob", TransformJobName=job["TransformJobName"])
-        removed["transform_jobs"].append(job["TransformJobName"])
+        name = job["TransformJobName"]
+        # NameContains also finds `other-<deployment>-batch-...`: only the deployment's names.
+        if is_versioned(name, deployment, BATCH_INFIX) and owner.may_change(
+            SAGEMAKER_JOB, name, "be stopped", ident=job["TransformJobArn"]
+        ):
+            aws.write("sagemaker", "StopTransformJob", TransformJobName=name)
+            removed["transform_jobs"].append(name)
 
-    configs = set(
-        _owned(
-            aws,
-            "ListEndpointConfigs",
-            "EndpointConfigs",
-            "EndpointConfigName",
-            "EndpointConfigArn",
-            deployment,
-        )
-    )
+    configs = _named_for(aws, "ListEndpointConfigs", "EndpointConfigs", "EndpointConfigName", deployment)
     endpoint = find_endpoint(aws, deployment)
-    if endpoint is not None:
+    if endpoint is not None and owner.may_change(
+        SAGEMAKER_ENDPOINT, deployment, "be deleted", ident=endpoint["EndpointArn"]
+    ):
+        # Its config may have any name (one adopted with the endpoint, say): it goes too.
         configs.add(endpoint["EndpointConfigName"])
-        variants = [v["VariantName"] for v in endpoint.get("ProductionVariants", [])]
-        for variant in variants:
-            autoscale.deregister(aws, deployment, variant)
+        for variant in endpoint.get("ProductionVariants", []):
+            autoscale.deregister(aws, owner, deployment, variant["VariantName"])
         aws.write("sagemaker", "DeleteEndpoint", EndpointName=deployment)
         removed["endpoint"].append(deployment)
         if wait:
             wait_until(aws, f"endpoint {deployment} deleted", lambda: _gone(aws, deployment), timeout_s)
 
-    models = set(_owned(aws, "ListModels", "Models", "ModelName", "ModelArn", deployment))
+    models = _named_for(aws, "ListModels", "Models", "ModelName", deployment)
     for config in sorted(configs):
         try:
-            variants = aws.read("sagemaker", "DescribeEndpointConfig", EndpointConfigName=config)[
-                "ProductionVariants"
-            ]
+            described = aws.read("sagemaker", "DescribeEndpointConfig", EndpointConfigName=config)
         except ClientError as error:
             if is_not_found(error):
                 continue
             raise
-        models.update(v["ModelName"] for v in variants)
+        if not owner.may_change(SAGEMAKER_CONFIG, config, "be deleted", ident=described["EndpointConfigArn"]):
+            continue  # and its models are not reached through it
+        models.update(v["ModelName"] for v in described["ProductionVariants"])
         aws.write("sagemaker", "DeleteEndpointConfig", EndpointConfigName=config)
         removed["endpoint_configs"].append(config)
 
     artifacts = []
-    for model in sorted(models):
-        try:
-            container = aws.read("sagemaker", "DescribeModel", ModelName=model)["PrimaryContainer"]
-        except ClientError as error:
-            if is_not_found(error):
-                continue
-            raise
-        if container.get("ModelDataUrl"):
-            artifacts.append(container["ModelDataUrl"])
-        aws.write("sagemaker", "DeleteModel", ModelName=model)
-        removed["models"].append(model)
+    for name in sorted(models):
+        model = describe_model(aws, name)
+        if model is None or not owner.may_change(
+            SAGEMAKER_MODEL, name, "be deleted", ident=model["ModelArn"]
+        ):
+            continue
+        if model["PrimaryContainer"].get("ModelDataUrl"):
+            artifacts.append(model["PrimaryContainer"]["ModelDataUrl"])
+        aws.write("sagemaker", "DeleteModel", ModelName=name)
+        removed["models"].append(name)
 
     result: dict[str, Any] = {"deployment": deployment, "removed": removed}
-    result["role_deleted"] = iam.delete_role(aws, role_name(deployment), deployment)
+    result["role_deleted"] = iam.delete_role(aws, owner, role_name(deployment))
+    result["secrets_deleted"] = secret_store.delete_all(aws, owner, deployment)
     if purge_artifacts:
-        result["purged"] = purge(aws, sorted(set(artifacts)), [log_group(deployment)])
+        result["purged"] = purge(aws, owner, sorted(set(artifacts)), [log_group(deployment)])
     elif artifacts:
         result["kept_artifacts"] = sorted(set(artifacts))
-    return result
+    return result | owner.report()
 
 
 def _gone(aws: Aws, name: str) -> tuple[bool, str]:

@@ -7,6 +7,7 @@ every call here is blocking, so the batch engine runs them in threads.
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import os
 import posixpath
@@ -83,9 +84,47 @@ class S3Location:
     def read(self) -> bytes:
         return s3_client().get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
 
-    def write(self, data: bytes, content_type: str = "application/octet-stream") -> None:
-        """One PUT: S3 stores the whole object or nothing."""
-        s3_client().put_object(Bucket=self.bucket, Key=self.key, Body=data, ContentType=content_type)
+    def write(
+        self, data: bytes, content_type: str = "application/octet-stream", *, if_match: str | None = None
+    ) -> str:
+        """One PUT: S3 stores the whole object or nothing. `if_match`: only over the version
+        with that ETag. Returns the new ETag."""
+        condition = {"IfMatch": if_match} if if_match else {}
+        answer = s3_client().put_object(
+            Bucket=self.bucket, Key=self.key, Body=data, ContentType=content_type, **condition
+        )
+        return answer["ETag"]
 
-    def delete(self) -> None:
-        s3_client().delete_object(Bucket=self.bucket, Key=self.key)
+    def create(self, data: bytes, content_type: str = "application/octet-stream") -> str | None:
+        """PUT only if no object has this key (IfNoneMatch="*"): the new ETag, or None when
+        one exists already (S3 answers 412, or 409 to a create racing another)."""
+        try:
+            answer = s3_client().put_object(
+                Bucket=self.bucket, Key=self.key, Body=data, ContentType=content_type, IfNoneMatch="*"
+            )
+        except Exception as error:
+            if http_status(error) in (409, 412):
+                return None
+            raise
+        return answer["ETag"]
+
+    def read_versioned(self) -> tuple[bytes, str, float] | None:
+        """(content, ETag, age in seconds by S3's own clock), or None when absent."""
+        try:
+            answer = s3_client().get_object(Bucket=self.bucket, Key=self.key)
+        except Exception as error:
+            if http_status(error) == 404:
+                return None
+            raise
+        served = email.utils.parsedate_to_datetime(answer["ResponseMetadata"]["HTTPHeaders"]["date"])
+        return answer["Body"].read(), answer["ETag"], (served - answer["LastModified"]).total_seconds()
+
+    def delete(self, *, if_match: str | None = None) -> None:
+        condition = {"IfMatch": if_match} if if_match else {}
+        s3_client().delete_object(Bucket=self.bucket, Key=self.key, **condition)
+
+
+def http_status(error: Exception) -> int | None:
+    """The HTTP status of a botocore ClientError (412 PreconditionFailed, 404 NoSuchKey)."""
+    response = getattr(error, "response", None)
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None

@@ -8,12 +8,18 @@ names it.
 S3 has no append, so "atomic append" is built from what it does have, whole-object PUTs:
 lines go to a local journal segment (the same kill-safe journal as a local output); every
 `part_records` lines or `part_interval_s` seconds the segment is closed and PUT as one
-immutable part, `parts/part-NNNNNN.jsonl`, then `_manifest.json` is rewritten (parts,
+immutable part, `parts/part-<run>-NNNNNN.jsonl`, then `_manifest.json` is rewritten (parts,
 counts, and `complete` once the input is exhausted), then the segment is deleted. The
 parts are the committed state: a rerun reads them for the ids already done and drops those
 ids from any segment a killed run left behind before uploading the rest, so a record is
 never in two parts. What a kill loses is at most the segment of another machine (the
 state directory is local), and those records are simply done again.
+
+One job writes an output at a time, across machines: the job holds the output's lease
+(`_lease.json`, pais/batch/lease.py) from before it reads the parts until after its last
+manifest, and a second job stops with a message naming the holder. Parts are named by run
+(a time stamp and a random part) and created with IfNoneMatch="*", so even two writers
+that got past the lease could not overwrite each other's records.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +39,7 @@ from typing import IO, Any
 from ..results import Audio, Binary
 from .journal import Journal, ScanResult, fsync_directory, is_final, lock_beside, repair, scan_lines
 from .journal import write_file_atomically as write_local_file
+from .lease import DEFAULT_TTL_S, Lease, owner_id
 from .s3 import S3Location
 
 
@@ -114,7 +122,8 @@ def default_state_dir(uri: str) -> Path:
     return Path(base) / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
-PART = re.compile(r"part-(\d{6,})\.jsonl$")
+# parts/part-<run>-NNNNNN.jsonl (and part-NNNNNN.jsonl, as earlier versions named them)
+PART = re.compile(r"part-(?:[0-9]{8}T[0-9]{6}Z-[0-9a-f]+-)?(\d{6,})\.jsonl$")
 SEGMENT = re.compile(r"segment-(\d{6,})\.jsonl$")
 
 
@@ -123,8 +132,16 @@ def sequence(pattern: re.Pattern[str], name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def run_id() -> str:
+    """This run's name in its part names: when it started (so parts sort by run) and a
+    random part (so two runs started in the same second still differ)."""
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{started}-{secrets.token_hex(4)}"
+
+
 class S3Sink(Sink):
-    """`s3://bucket/prefix/`: `parts/part-NNNNNN.jsonl`, `_manifest.json`, `files/`."""
+    """`s3://bucket/prefix/`: `parts/part-<run>-NNNNNN.jsonl`, `_manifest.json`, `files/`,
+    and while a job runs, its `_lease.json`."""
 
     def __init__(
         self,
@@ -134,8 +151,12 @@ class S3Sink(Sink):
         part_records: int = 1000,
         part_interval_s: float = 30.0,
         job: dict[str, Any] | None = None,
+        lease_ttl_s: float = DEFAULT_TTL_S,
     ):
         self.root = S3Location.parse(uri.rstrip("/") + "/")
+        self.run = run_id()
+        self.lease_ttl_s = lease_ttl_s
+        self.lease: Lease | None = None
         self.description = self.root.uri
         self.state_dir = Path(state_dir) if state_dir else default_state_dir(self.root.uri)
         self.fsync_interval_s = fsync_interval_s
@@ -152,7 +173,7 @@ class S3Sink(Sink):
         self._rotating = asyncio.Lock()
 
     def _part(self, seq: int) -> S3Location:
-        return self.root.child(f"parts/part-{seq:06d}.jsonl")
+        return self.root.child(f"parts/part-{self.run}-{seq:06d}.jsonl")
 
     def _segment_path(self, seq: int) -> Path:
         return self.state_dir / f"segment-{seq:06d}.jsonl"
@@ -164,6 +185,21 @@ class S3Sink(Sink):
     def _open(self, keep: Any) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = lock_beside(self.state_dir / "job")
+        self.lease = Lease(
+            self.root.child("_lease.json"), owner_id(self.state_dir), self.run, self.lease_ttl_s
+        )
+        try:
+            self.lease.acquire()
+            self._read_back(keep)
+        except BaseException:  # give the output back to other jobs: this one will not run
+            self.lease.release()
+            self._lock.close()
+            self._lock = None
+            raise
+
+    def _read_back(self, keep: Any) -> None:
+        """Read the committed parts (ids done), commit what a killed run left locally, and
+        start a segment. Blocking; under the lease."""
         self.scan = ScanResult()
         seqs = [0]
         for key in sorted(self.root.child("parts/").iter_keys()):
@@ -202,17 +238,21 @@ class S3Sink(Sink):
     def _commit(self, path: Path, seq: int) -> None:
         """PUT a closed segment as part `seq` (unless it is empty), rewrite the manifest,
         delete the segment. Blocking."""
+        assert self.lease is not None
+        self.lease.check()
         data = path.read_bytes()
         if data:
             key = self._part(seq)
-            key.write(data, "application/jsonl")
-            if key.key not in self.parts:
-                self.parts.append(key.key)
+            if key.create(data, "application/jsonl") is None:
+                raise RuntimeError(f"{key.uri} exists already: another writer used this run's name")
+            self.parts.append(key.key)
         self._write_manifest(complete=False)
         path.unlink()
         fsync_directory(path.parent)
 
     def _write_manifest(self, complete: bool) -> None:
+        assert self.lease is not None
+        self.lease.check()  # a job that lost its lease must not overwrite the holder's manifest
         manifest = {
             **self.job,
             "parts": [f"s3://{self.root.bucket}/{key}" for key in self.parts],
@@ -272,6 +312,8 @@ class S3Sink(Sink):
                 await asyncio.to_thread(self._commit, closed.path, self.segment_seq)
             await asyncio.to_thread(self._write_manifest, complete)
         finally:
+            if self.lease is not None:
+                await asyncio.to_thread(self.lease.release)
             if self._lock is not None:
                 with contextlib.suppress(OSError):
                     self._lock.close()
