@@ -84,7 +84,7 @@ def parse_tags(values: list[str]) -> dict[str, str]:
 
 
 def parse_env(values: list[str]) -> dict[str, str]:
-    """`--env PAIS_DEVICE=cpu --env PAIS_MAX_IMAGES_PER_REQUEST=8` -> a dict."""
+    """`--env PAIS_DEVICE=cpu --env PAIS_CLASSIFICATION_MAX_IMAGES=8` -> a dict."""
     env: dict[str, str] = {}
     for value in values:
         key, sep, item = value.partition("=")

@@ -61,7 +61,7 @@ def deployed(aws_emulator, artifact_copy, server_port) -> dict:
         *deploy_args(server_port, artifact_copy),
         "--spot",
         "--env",
-        "PAIS_MAX_IMAGES_PER_REQUEST=16",
+        "PAIS_CLASSIFICATION_MAX_IMAGES=16",
         "--timeout",
         "600",
     )
@@ -187,7 +187,7 @@ def test_user_data_pulls_by_digest_checks_artifacts_and_runs_with_gpus(
     assert f"awslogs-group=/pais/{NAME}" in argv
     assert argv[-2:] == [pushed_release["image"], "serve"]
     env_file = (boot.root / "env").read_text().splitlines()
-    assert "SAGEMAKER_BIND_TO_PORT=8080" in env_file and "PAIS_MAX_IMAGES_PER_REQUEST=16" in env_file
+    assert "SAGEMAKER_BIND_TO_PORT=8080" in env_file and "PAIS_CLASSIFICATION_MAX_IMAGES=16" in env_file
     assert f"PAIS_ARTIFACTS_SHA256={pushed_release['manifest_sha256']}" in env_file
     # The artifacts were fetched with the instance role, checked and unpacked for the container.
     assert (boot.root / "model" / "classification" / "pais-model.json").is_file()

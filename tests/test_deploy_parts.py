@@ -127,7 +127,7 @@ def test_secrets_are_refused_in_env_and_taken_from_the_environment():
         with pytest.raises(DeployError, match=f"--secret {name}") as refused:
             secret_store.check_env({name: "s3cr3t-value"})
         assert "s3cr3t-value" not in str(refused.value)
-    secret_store.check_env({"PAIS_MAX_IMAGES_PER_REQUEST": "8", "PAIS_DEVICE": "cpu", "MONKEY": "x"})
+    secret_store.check_env({"PAIS_CLASSIFICATION_MAX_IMAGES": "8", "PAIS_DEVICE": "cpu", "MONKEY": "x"})
     found = secret_store.parse_secrets(["PAIS_API_KEYS", "HF_TOKEN=hf-value"], {"PAIS_API_KEYS": "k1,k2"})
     assert found == {"PAIS_API_KEYS": "k1,k2", "HF_TOKEN": "hf-value"}
     assert plan_params({"Value": found["HF_TOKEN"]}) == {"Value": "<secret>"}

@@ -283,7 +283,13 @@ def test_tampered_artifacts_stop_the_container_before_it_serves(
 def test_a_failed_update_is_detected_as_a_rollback(deployed, aws_emulator, moto_endpoint):
     before = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)["EndpointConfigName"]
     error = run_deploy(
-        aws_emulator.url, "sagemaker", "deploy", NAME, "--env", "PAIS_MAX_BATCH_SIZE=zero", status=1
+        aws_emulator.url,
+        "sagemaker",
+        "deploy",
+        NAME,
+        "--env",
+        "PAIS_CLASSIFICATION_MAX_BATCH_SIZE=zero",
+        status=1,
     )
     assert "rolled back" in error and "ping health check" in error
     endpoint = sm(moto_endpoint).describe_endpoint(EndpointName=NAME)
