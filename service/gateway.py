@@ -26,6 +26,7 @@ from .middleware import ApiKeyMiddleware, ConcurrencyLimitMiddleware
 from .model_service import model_service
 from .model_store import load_task_runtime
 from .openapi import ModelsAnswer, document
+from .playground import playground_routes
 from .runners import InlineRunner, RemoteRunner
 from .sagemaker import SageMakerRoutes
 from .settings import Settings, get_settings
@@ -147,6 +148,7 @@ def build_app(served: Served, inner: Any) -> PaisApp:
         ("GET", "/docs.json"): GetRoute(docs),
         ("GET", "/schema.json"): GetRoute(schema_json),
         **SageMakerRoutes(served).routes(),
+        **playground_routes(),
     }
     return PaisApp(inner, served, routes)
 

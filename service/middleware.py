@@ -11,6 +11,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .playground import PATHS as PLAYGROUND_PATHS
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -20,6 +22,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Health checks: load balancers and orchestrators call them without credentials, and they
 # must answer even when the server is saturated.
 HEALTH_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/ping"})
+# The playground's static page asks for the key itself; its API calls carry it.
+PUBLIC_PATHS = HEALTH_PATHS | PLAYGROUND_PATHS
 
 
 async def send_json(
@@ -84,7 +88,7 @@ class ApiKeyMiddleware:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self.keys or scope["path"] in HEALTH_PATHS:
+        if scope["type"] not in ("http", "websocket") or not self.keys or scope["path"] in PUBLIC_PATHS:
             return await self.app(scope, receive, send)
         if not self._authorised(scope):
             if scope["type"] == "websocket":
