@@ -101,7 +101,11 @@ def load_inline(task: Any, settings: Settings) -> Any:
     import sys
 
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+        # another runtime may be importing torch in its own loading thread right now:
+        # `import` waits for that import to finish, sys.modules would hand over a half one
+        import torch
+
+        torch.set_num_threads(1)
     return runtime
 
 

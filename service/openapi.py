@@ -267,6 +267,17 @@ def _text(name: str, summary: str, statuses: dict[str, str], tag: str = "health"
     }
 
 
+def _page() -> dict[str, Any]:
+    return {
+        "operationId": "playground",
+        "summary": "The playground: a page to try every task in a browser (it asks for the API key).",
+        "tags": ["server"],
+        "responses": {
+            "200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}
+        },
+    }
+
+
 def _standard_routes(tasks: tuple[Task, ...]) -> dict[str, Any]:
     """Health checks (BentoML's), SageMaker's contract, and this document."""
     operations = [op.name for task in tasks for op in task.operations]
@@ -281,6 +292,7 @@ def _standard_routes(tasks: tuple[Task, ...]) -> dict[str, Any]:
     )
     any_body = {"schema": {"type": "string", "format": "binary"}}
     return {
+        "/ui": {"get": _page()},
         "/livez": {"get": _text("livez", "Liveness: the HTTP server answers.", {"200": "alive"})},
         "/readyz": {
             "get": _text(

@@ -113,7 +113,8 @@ class LoopTransport(httpx.BaseTransport):
 
         async def serve() -> httpx.Response:
             response = await self._asgi.handle_async_request(forwarded)
-            body = await response.aread()
+            # the raw bytes: the outer client decodes a Content-Encoding (gzip) itself
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
             return httpx.Response(response.status_code, headers=response.headers, content=body)
 
         return self._loop.run(serve(), self._timeout_s)
