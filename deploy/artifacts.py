@@ -4,11 +4,14 @@ The archive holds one PAIS snapshot directory per task, `<task>/pais-model.json`
 weights beside it (the latest stored version of each `pais-<task>` model, or the stored
 model named for a task with `<task>=<name>[:<version>]`), which is what
 the container loads from /opt/ml/model/<task>/ after SageMaker (or the EC2 user data)
-extracts it (PAIS_MODEL_DIR), and at its root a digest manifest (`pais-artifacts.sha256`,
-every file's sha256) whose own sha256 the deploy tool hands the container, which checks the
-files against it before serving (deploy/entrypoint.py). It is packed deterministically
-(sorted entries, fixed times and owners, gzip without a time stamp), so the same models give
-the same bytes and the same sha256, and a second push uploads nothing.
+extracts it (PAIS_MODEL_DIR); custom classifiers (`--custom-model NAME[:<version>]`, trained
+with `python -m models.finetune` or `sagemaker train`) as `custom/<NAME>/`, which the server
+serves as `model=NAME` beside the task's model; and at its root a digest manifest
+(`pais-artifacts.sha256`, every file's sha256, custom models' too) whose own sha256 the
+deploy tool hands the container, which checks the files against it before serving
+(deploy/entrypoint.py). It is packed deterministically (sorted entries, fixed times and
+owners, gzip without a time stamp), so the same models give the same bytes and the same
+sha256, and a second push uploads nothing.
 
 `push` stores it as `<repository>/<tag>/model.tar.gz` (release_key) in the tool's artifacts
 bucket: `pais-artifacts-<account>-<region>-<random>`, found again by listing the account's
@@ -27,6 +30,7 @@ import base64
 import gzip
 import hashlib
 import io
+import json
 import os
 import secrets
 import tarfile
@@ -39,7 +43,7 @@ from urllib.parse import urlencode
 from botocore.exceptions import ClientError
 
 from .aws import Aws, error_code, is_not_found
-from .entrypoint import MANIFEST_NAME, file_digest, manifest_text
+from .entrypoint import MANIFEST_NAME, SNAPSHOT_MANIFEST, file_digest, manifest_text
 from .errors import DeployError
 from .naming import key_value_tags
 from .ownership import S3_BUCKET, Ownership, made_by_tool
@@ -49,6 +53,9 @@ MIN_PART = 5 * MIB
 MAX_PARTS = 10_000
 STORE_PREFIX = "pais-"
 RELEASE_FILE = "model.tar.gz"
+# Where custom models go in the artifacts: the server reads PAIS_MODEL_DIR/custom/<NAME>/.
+CUSTOM_FOLDER = "custom"
+CUSTOM_TASKS = ("classification",)
 BUCKET_PREFIX = "pais-artifacts-"
 _BUCKET_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 BUCKET_RANDOM_CHARS = 10  # 36^10 names: not worth guessing
@@ -63,7 +70,7 @@ class PackedModels:
     path: Path
     sha256: str
     size: int
-    models: dict[str, str]  # store name -> version
+    models: dict[str, str]  # store name (custom/<NAME> for a custom model) -> version
     manifest_sha256: str  # of the digest manifest inside, which the container checks
 
 
@@ -86,9 +93,12 @@ def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
     return task, name, version or None
 
 
-def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None) -> PackedModels:
+def pack_model_store(
+    store: Path, out_dir: Path, names: list[str] | None = None, custom: list[str] | None = None
+) -> PackedModels:
     """Pack the chosen models (default: every `pais-*` model, latest version) as
-    `<task>/...`; see parse_model_spec for how a model is named and given its task."""
+    `<task>/...`, see parse_model_spec for how a model is named and given its task, and the
+    `custom` classifiers (`NAME[:<version>]`) as `custom/<NAME>/...`."""
     models_dir = store / "models"
     if not models_dir.is_dir():
         raise DeployError(f"no BentoML model store at {store} (run `make models`, or pass --model-store)")
@@ -103,18 +113,16 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
         if task in tasks:
             raise DeployError(f"task {task!r} is given twice: {tasks[task]!r} and {spec!r}")
         tasks[task] = spec
-        latest = models_dir / name / "latest"
-        if version is None and not latest.is_file():
-            raise DeployError(f"model {name!r} is not in the store {store} (`bentoml models list` shows it)")
-        versions[name] = version or latest.read_text().strip()
-        version_dir = models_dir / name / versions[name]
-        if not version_dir.is_dir():
-            raise DeployError(f"model {name}:{versions[name]} is not in the store {store}")
-        entries += [
-            (file, f"{task}/{file.relative_to(version_dir).as_posix()}")
-            for file in sorted(version_dir.rglob("*"))
-            if file.is_file()
-        ]
+        versions[name], version_dir = _stored_version(store, name, version)
+        entries += _files(version_dir, task)
+    for spec in custom or []:
+        name, _, version = spec.partition(":")
+        folder = f"{CUSTOM_FOLDER}/{name}"
+        if not name or folder in versions:
+            raise DeployError(f"--custom-model {spec!r}: give NAME[:<version>], each name once")
+        versions[folder], version_dir = _stored_version(store, name, version or None)
+        _check_custom(version_dir, f"{name}:{versions[folder]}")
+        entries += _files(version_dir, folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RELEASE_FILE
     manifest = manifest_text({arcname: file_digest(file) for file, arcname in entries}).encode()
@@ -131,6 +139,40 @@ def pack_model_store(store: Path, out_dir: Path, names: list[str] | None = None)
     return PackedModels(
         path, file_digest(path), path.stat().st_size, versions, hashlib.sha256(manifest).hexdigest()
     )
+
+
+def _stored_version(store: Path, name: str, version: str | None) -> tuple[str, Path]:
+    """(version, its directory) of a stored model; `version` None: the latest."""
+    latest = store / "models" / name / "latest"
+    if version is None and not latest.is_file():
+        raise DeployError(f"model {name!r} is not in the store {store} (`bentoml models list` shows it)")
+    version = version or latest.read_text().strip()
+    version_dir = store / "models" / name / version
+    if not version_dir.is_dir():
+        raise DeployError(f"model {name}:{version} is not in the store {store}")
+    return version, version_dir
+
+
+def _files(version_dir: Path, folder: str) -> list[tuple[Path, str]]:
+    """Every file of a stored version, as (file, its name in the archive under `folder`)."""
+    return [
+        (file, f"{folder}/{file.relative_to(version_dir).as_posix()}")
+        for file in sorted(version_dir.rglob("*"))
+        if file.is_file()
+    ]
+
+
+def _check_custom(version_dir: Path, tag: str) -> None:
+    """A custom model must be what the server reads from custom/<NAME>/: a PAIS snapshot of
+    a task that serves custom models (classification: the server's ModelShelf)."""
+    manifest = version_dir / SNAPSHOT_MANIFEST
+    task = json.loads(manifest.read_text()).get("task") if manifest.is_file() else None
+    if task not in CUSTOM_TASKS:
+        raise DeployError(
+            f"--custom-model {tag}: not a custom classifier (a PAIS snapshot of task "
+            f"{' or '.join(CUSTOM_TASKS)}; this one's task: {task or 'none, no ' + SNAPSHOT_MANIFEST}); "
+            "train one with `python -m models.finetune` or `python -m deploy sagemaker train`"
+        )
 
 
 def _fixed(info: tarfile.TarInfo, size: int | None = None) -> tarfile.TarInfo:

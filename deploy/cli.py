@@ -33,12 +33,13 @@ from .ec2 import ami as ec2_ami
 from .ec2 import instance as ec2_instance
 from .entrypoint import ARTIFACTS_SHA256, SETTING_API_KEYS, SETTING_DEVICE
 from .errors import DeployError
-from .naming import check_name, parse_env, parse_tags, resource_tags, unique_suffix
+from .naming import TRAIN_INFIX, check_name, is_versioned, parse_env, parse_tags, resource_tags, unique_suffix
 from .ownership import Ownership
 from .sagemaker import batch as sm_batch
 from .sagemaker import endpoint as sm_endpoint
 from .sagemaker import invoke as sm_invoke
 from .sagemaker import lifecycle as sm_lifecycle
+from .sagemaker import training as sm_training
 from .sagemaker.autoscale import Autoscale
 
 DEFAULT_REPOSITORY = "pais"
@@ -162,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="models to pack: pais-<task>, or <task>=<store name>[:<version>] to ship another stored "
         "model as that task's (e.g. recommendation=my-recs); default: every pais-* model",
     )
+    push.add_argument(
+        "--custom-model",
+        action="append",
+        default=[],
+        metavar="NAME[:VERSION]",
+        help="also pack this stored custom classifier (python -m models.finetune, sagemaker train) as "
+        "custom/NAME/: a deployment of the release serves it as model=NAME (repeatable; default: latest)",
+    )
     push.add_argument("--part-size-mb", type=int, default=64, help="multipart upload part size (default 64)")
     push.add_argument(
         "--keep-images", type=int, default=50, help="lifecycle policy: newest images kept (default 50)"
@@ -170,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--skip-artifacts", action="store_true", help="push the image only")
 
     sagemaker = commands.add_parser(
-        "sagemaker", help="SageMaker endpoints and Batch Transform"
+        "sagemaker", help="SageMaker endpoints, Batch Transform and training"
     ).add_subparsers(dest="sagemaker_command", required=True, metavar="command")
     deploy = command(sagemaker, "deploy", cmd_sm_deploy, "create or update (blue/green) a SageMaker endpoint")
     deploy.add_argument("name", help="deployment (and endpoint) name")
@@ -248,11 +257,71 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--env", action="append", default=[], help="NAME=VALUE for the job's container")
     batch.add_argument("--download", type=Path, help="save the .out files here")
 
-    status = command(sagemaker, "status", cmd_sm_status, "endpoint, variants, autoscaling, cost, batch jobs")
+    train = command(
+        sagemaker,
+        "train",
+        cmd_sm_train,
+        "train a custom image classifier on labelled images in S3 (a SageMaker training job running "
+        "the pushed image); wait, then store it in the local BentoML store",
+    )
+    train.add_argument(
+        "--name", required=True, help="the model's name: stored as NAME, the job is NAME-train-<stamp>"
+    )
+    train.add_argument("--data", help="s3:// prefix of <label>/<image> files (the channel `training`)")
+    train.add_argument("--instance-type", default="ml.g5.xlarge")
+    train.add_argument(
+        "--hyperparameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="python -m models.finetune's settings, e.g. mode=finetune, epochs=8 (repeatable)",
+    )
+    train.add_argument(
+        "--spot", action="store_true", help="managed Spot training: cheaper; an interrupted job resumes"
+    )
+    train.add_argument(
+        "--max-run",
+        type=int,
+        default=sm_training.DEFAULT_MAX_RUN_S,
+        help="seconds the job may train (default 86400)",
+    )
+    train.add_argument(
+        "--max-wait",
+        type=int,
+        help="--spot: seconds for capacity and training in all (default 2 x --max-run)",
+    )
+    train.add_argument("--volume-gb", type=int, default=30, help="the instance's storage (default 30)")
+    train.add_argument("--repository", default=DEFAULT_REPOSITORY, help="ECR repository (default pais)")
+    train.add_argument(
+        "--image", help="tag, <uri>:<tag> or <uri>@sha256:... in the repository (default: the newest pushed)"
+    )
+    train.add_argument("--role-arn", help="role for the job (default: pais-<name>-training when it exists)")
+    train.add_argument(
+        "--create-role", action="store_true", help="create/update pais-<name>-training, least privilege"
+    )
+    train.add_argument(
+        "--bucket", help="S3 bucket of this account for the job's model and checkpoints (default: the tool's)"
+    )
+    train.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        help="NAME=VALUE for the container (repeatable; no secrets), e.g. PAIS_DEVICE=cpu on a CPU instance",
+    )
+    train.add_argument("--no-store", action="store_true", help="check the trained model; do not store it")
+    train.add_argument(
+        "--job", help="instead of starting a job: wait for this earlier one of NAME (--no-wait) and store it"
+    )
+
+    status = command(
+        sagemaker, "status", cmd_sm_status, "endpoint, variants, autoscaling, cost, batch and training jobs"
+    )
     status.add_argument("name")
-    sm_logs = command(sagemaker, "logs", cmd_sm_logs, "the endpoint's (or a batch job's) CloudWatch Logs")
+    sm_logs = command(
+        sagemaker, "logs", cmd_sm_logs, "the endpoint's (or a batch or training job's) CloudWatch Logs"
+    )
     sm_logs.add_argument("name")
-    sm_logs.add_argument("--job", help="a transform job's logs instead of the endpoint's")
+    sm_logs.add_argument("--job", help="a transform or training job's logs instead of the endpoint's")
     _log_options(sm_logs)
     teardown = command(
         sagemaker, "teardown", cmd_sm_teardown, "delete the endpoint and everything made for it"
@@ -351,7 +420,7 @@ def cmd_push(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
         bucket = artifacts.ensure_bucket(aws, args.bucket, tags, owner)
         store = args.model_store or artifacts.default_store()
         with tempfile.TemporaryDirectory(prefix="pais-push-") as folder:
-            packed = artifacts.pack_model_store(store, Path(folder), args.models)
+            packed = artifacts.pack_model_store(store, Path(folder), args.models, args.custom_model)
             key = artifacts.release_key(args.repository, tag)
             uploaded = artifacts.upload_verified(
                 aws, packed, bucket, key, args.part_size_mb * artifacts.MIB, tags
@@ -493,22 +562,13 @@ def _sagemaker_role(
     """The tool's execution role for `name`: made with --create-role, and kept in line with
     each deploy (its policy follows the artifacts and async paths in use; it may always
     read the deployment's SSM parameters, which a rolled-back release may still need)."""
-    role = sm_lifecycle.role_name(name)
-    if not args.create_role and iam.find_role(aws, role) is None:
-        raise DeployError(f"no execution role: pass --role-arn ARN, or --create-role to make {role}")
     repository = ecr.find_repository(aws, args.repository)
     reads = [artifacts.artifact_prefix(model_data, args.repository)] if model_data else []
     outputs = [uri for uri in (args.async_output, args.async_failure) if uri and args.async_]
     parameters = secret_store.parameters_arn_pattern(aws, name)
     policy = iam.sagemaker_policy(aws, repository["repositoryArn"], reads + outputs, outputs, (), parameters)
-    return iam.ensure_role(
-        aws,
-        owner,
-        role,
-        "sagemaker",
-        policy,
-        resource_tags(name, tags),
-        instead="pass --role-arn <its ARN> to use it as it is",
+    return iam.ensure_sagemaker_role(
+        aws, owner, sm_lifecycle.role_name(name), name, policy, tags, args.create_role, "execution"
     )
 
 
@@ -556,12 +616,75 @@ def cmd_sm_batch(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def cmd_sm_train(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
+    name = sm_training.check_model_name(check_name(args.name))
+    owner = _owner(aws, args, name)
+    if args.job:
+        sm_training.find_job(aws, name, args.job)
+        result: dict[str, Any] = {"name": name, "job": args.job}
+    else:
+        if not args.data:
+            raise DeployError(
+                "--data s3://bucket/prefix/ is needed to start a job (or --job to wait for one)"
+            )
+        hyperparameters = sm_training.check_hyperparameters(name, args.hyperparameter)
+        instance_type = sm_training.check_instance_type(args.instance_type)
+        env = _env(args)
+        data = sm_training.check_data(aws, args.data)
+        found = ecr.resolve_image(aws, args.repository, args.image)
+        tags = parse_tags(args.tags)
+        bucket = artifacts.ensure_bucket(aws, args.bucket, resource_tags("shared", tags), owner)
+        role_arn = args.role_arn or sm_training.ensure_role(
+            aws,
+            owner,
+            name,
+            ecr.find_repository(aws, args.repository)["repositoryArn"],
+            data,
+            sm_training.output_uri(bucket, name),
+            tags,
+            args.create_role,
+        )
+        spec = sm_training.TrainingSpec(
+            name=name,
+            data=data,
+            image=found,
+            role_arn=role_arn,
+            bucket=bucket,
+            instance_type=instance_type,
+            hyperparameters=hyperparameters,
+            env=env,
+            tags=tags,
+            spot=args.spot,
+            max_run_s=args.max_run,
+            max_wait_s=args.max_wait,
+            volume_gb=args.volume_gb,
+        )
+        result = sm_training.start(aws, spec)
+        if not args.wait:
+            result["note"] = (
+                f"not waited for: `python -m deploy sagemaker train --name {name} --job {result['job']}` "
+                "waits for it and stores the model"
+            )
+            return result | owner.report()
+    described = sm_training.wait(aws, name, result["job"], args.timeout)
+    if aws.dry_run:
+        aws.note(
+            "download the job's model.tar.gz and check it is a PAIS classification snapshot"
+            + ("" if args.no_store else f"; store it as {name} in the local BentoML store")
+        )
+        return result | owner.report()
+    result["status"] = described["TrainingJobStatus"]
+    return result | sm_training.finish(aws, name, described, keep=not args.no_store) | owner.report()
+
+
 def cmd_sm_status(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
     return sm_lifecycle.status(aws, args.name)
 
 
 def cmd_sm_logs(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
-    if args.job:
+    if args.job and is_versioned(args.job, args.name, TRAIN_INFIX):
+        group, prefix = sm_training.LOG_GROUP, f"{args.job}/"
+    elif args.job:
         group, prefix = "/aws/sagemaker/TransformJobs", f"{args.job}/"
     else:
         group, prefix = sm_lifecycle.log_group(args.name), None

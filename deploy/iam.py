@@ -16,7 +16,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .aws import Aws, is_not_found
-from .naming import key_value_tags, tag_dict
+from .errors import DeployError
+from .naming import key_value_tags, resource_tags, tag_dict
 from .ownership import IAM_ROLE, INSTANCE_PROFILE, Ownership
 
 POLICY_NAME = "pais"
@@ -187,6 +188,32 @@ def ensure_role(
             PolicyArn=f"arn:{aws.partition}:iam::aws:policy/{managed}",
         )
     return arn
+
+
+def ensure_sagemaker_role(
+    aws: Aws,
+    owner: Ownership,
+    name: str,
+    deployment: str,
+    inline_policy: dict[str, Any],
+    tags: dict[str, str],
+    create: bool,
+    purpose: str,
+) -> str:
+    """A role SageMaker assumes for the deployment (`purpose`: "execution", "training"):
+    made with --create-role (`create`), else it must exist; either way the tool's own role
+    is brought into line (ensure_role). Returns its ARN."""
+    if not create and find_role(aws, name) is None:
+        raise DeployError(f"no {purpose} role: pass --role-arn ARN, or --create-role to make {name}")
+    return ensure_role(
+        aws,
+        owner,
+        name,
+        "sagemaker",
+        inline_policy,
+        resource_tags(deployment, tags),
+        instead="pass --role-arn <its ARN> to use it as it is",
+    )
 
 
 def ensure_instance_profile(

@@ -4,9 +4,10 @@ Every resource made for a deployment carries the tags `pais:deployment=<name>` a
 `pais:managed-by=python -m deploy`; teardown and status find resources by those tags or by
 the names derived here, and nothing is changed or deleted without them (deploy/ownership.py).
 
-Versioned names (models, endpoint configs, batch jobs, image tags) end in `unique_suffix()`:
-a UTC time stamp to the millisecond, so that they sort, and a random part, so that two
-deploys in the same millisecond, on one machine or two, still get different names.
+Versioned names (models, endpoint configs, batch and training jobs, image tags) end in
+`unique_suffix()`: a UTC time stamp to the millisecond, so that they sort, and a random
+part, so that two deploys in the same millisecond, on one machine or two, still get
+different names.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ RANDOM_CHARS = 5
 SUFFIX_LENGTH = 15 + 1 + RANDOM_CHARS
 
 # SageMaker names: letters, digits and single hyphens, at most 63 characters. The longest
-# name made from a deployment's is its batch job, `<deployment>-batch-<suffix>`.
+# names made from a deployment's are its jobs', `<deployment>-batch-<suffix>` (Batch
+# Transform) and `<deployment>-train-<suffix>` (training).
 SAGEMAKER_MAX = 63
 BATCH_INFIX = "-batch-"
-MAX_NAME = SAGEMAKER_MAX - len(BATCH_INFIX) - SUFFIX_LENGTH
+TRAIN_INFIX = "-train-"
+MAX_NAME = SAGEMAKER_MAX - max(len(BATCH_INFIX), len(TRAIN_INFIX)) - SUFFIX_LENGTH
 _NAME = re.compile(r"^[a-zA-Z0-9](-?[a-zA-Z0-9])*$")
 
 
@@ -59,14 +62,18 @@ def batch_job_name(deployment: str, moment: datetime | None = None) -> str:
     return f"{deployment}{BATCH_INFIX}{unique_suffix(moment)}"
 
 
+def training_job_name(deployment: str, moment: datetime | None = None) -> str:
+    return f"{deployment}{TRAIN_INFIX}{unique_suffix(moment)}"
+
+
 # `<deployment>-<suffix>`; also the earlier `<deployment>-YYYYmmdd-HHMMSS`.
 _SUFFIX = re.compile(rf"^(\d{{15}}-[{_ALPHABET}]{{{RANDOM_CHARS}}}|\d{{8}}-\d{{6}})$")
 
 
 def is_versioned(name: str, deployment: str, infix: str = "-") -> bool:
     """Whether `name` is one the tool makes for `deployment`: `<deployment>-<suffix>` (its
-    models and endpoint configs) or, with BATCH_INFIX, its batch jobs. Only the tags can
-    say the tool made it, but no other name is its."""
+    models and endpoint configs) or, with BATCH_INFIX / TRAIN_INFIX, its batch / training
+    jobs. Only the tags can say the tool made it, but no other name is its."""
     prefix = f"{deployment}{infix}"
     return name.startswith(prefix) and bool(_SUFFIX.match(name[len(prefix) :]))
 

@@ -82,6 +82,7 @@ SAGEMAKER_ENDPOINT = _sagemaker("SageMaker endpoint")
 SAGEMAKER_CONFIG = _sagemaker("SageMaker endpoint config")
 SAGEMAKER_MODEL = _sagemaker("SageMaker model")
 SAGEMAKER_JOB = _sagemaker("SageMaker transform job")
+SAGEMAKER_TRAINING_JOB = _sagemaker("SageMaker training job")
 IAM_ROLE = Kind(
     "IAM role",
     _absent_is_none(

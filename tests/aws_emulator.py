@@ -76,6 +76,29 @@ behaviour AWS does not have. Each extension, and what it assumes about real AWS:
 
 12. SageMaker ListTags of a resource made without tags (moto: 500, as it keeps None for
    its tags). AWS answers an empty list: the tool then finds the resource is not its own.
+
+13. Training jobs run the image (moto: CreateTrainingJob records the job as Completed at
+   once and runs nothing; no StopTrainingJob).
+   AWS: CreateTrainingJob refuses a role it cannot assume. The job is InProgress
+   (SecondaryStatus Starting, Downloading, Training, Uploading); an image not in ECR fails
+   it ("ClientError: ..."). In File mode every object under each channel's S3Prefix is
+   copied to /opt/ml/input/data/<channel>/<key relative to the prefix> (none: the job fails,
+   "ClientError: No S3 objects found under S3 URL ..."); the hyperparameters, every value a
+   string, are in /opt/ml/input/config/hyperparameters.json, beside inputdataconfig.json and
+   resourceconfig.json; the objects under CheckpointConfig.S3Uri are copied to
+   /opt/ml/checkpoints before the container starts. The container runs the image with the
+   argument `train` and the job's Environment plus TRAINING_JOB_NAME and TRAINING_JOB_ARN;
+   its output goes to /aws/sagemaker/TrainingJobs, stream `<job>/algo-1-<epoch seconds>`.
+   Exit 0: /opt/ml/model is uploaded as <S3OutputPath>/<job>/output/model.tar.gz and the job
+   is Completed. Non-zero: Failed, FailureReason "AlgorithmError: " and the first 1024
+   characters of /opt/ml/output/failure (a generic line without it). StopTrainingJob:
+   Stopping, SIGTERM to the container (SIGKILL after a grace period), then Stopped.
+   /opt/ml/checkpoints is copied to the checkpoint S3Uri.
+   Here: the container is a local process running this repository's entrypoint
+   (`python -m deploy.entrypoint train`) with PAIS_SAGEMAKER_ROOT pointing at a temporary
+   /opt/ml tree filled from (moto's) S3 as above. Not emulated: checkpoints are uploaded
+   when the process ends, not while it runs (AWS syncs them continuously); Spot
+   interruptions and restarts; /opt/ml/output/data (output.tar.gz); metrics; billable time.
 """
 
 from __future__ import annotations
@@ -119,18 +142,21 @@ PING_FAILED = (
 
 @dataclass(frozen=True)
 class ContainerRuntime:
-    """How a container of the image is run here: its command and health path."""
+    """How a container of the image is run here: its command and health path, and the
+    command of a training job's container."""
 
     command: Callable[[int], list[str]]
     ping_path: str
+    train_command: list[str] = field(default_factory=list)
 
 
 def entrypoint_runtime() -> ContainerRuntime:
     """The image's SageMaker contract: `python -m deploy.entrypoint serve`, as the image's
-    ENTRYPOINT runs it (bound to 127.0.0.1 here)."""
+    ENTRYPOINT runs it (bound to 127.0.0.1 here); `... train` for a training job."""
     return ContainerRuntime(
         lambda port: [sys.executable, "-m", "deploy.entrypoint", "serve", "--host", "127.0.0.1"],
         "/ping",
+        [sys.executable, "-m", "deploy.entrypoint", "train"],
     )
 
 
@@ -149,6 +175,37 @@ def moto_client(moto_url: str, service: str) -> Any:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1}),
     )
+
+
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A container's process, run from the repository (what the image holds): its output
+    on one pipe, in a session of its own so that stop() reaches its children too."""
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
+    )
+
+
+def put_log_line(logs: Any, group: str, stream: str, message: str) -> None:
+    """One line of a container's output into CloudWatch Logs, as SageMaker sends it (making
+    the group and stream on first use)."""
+    event = {"timestamp": int(time.time() * 1000), "message": message or " "}
+    for attempt in range(2):
+        try:
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[event])
+            return
+        except logs.exceptions.ResourceNotFoundException:
+            if attempt:
+                raise
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_group(logGroupName=group)
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
 
 
 class Container:
@@ -176,15 +233,7 @@ class Container:
             SAGEMAKER_BIND_TO_PORT=str(self.port),
             PAIS_MODEL_DIR=str(model_dir),
         )
-        self.process = subprocess.Popen(
-            runtime.command(self.port),
-            cwd=REPO,
-            env=container_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            text=True,
-        )
+        self.process = spawn(runtime.command(self.port), container_env)
         self._logs = moto_client(moto_url, "logs")
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -202,18 +251,7 @@ class Container:
                 self._put(group, stream, line.rstrip())
 
     def _put(self, group: str, stream: str, message: str) -> None:
-        event = {"timestamp": int(time.time() * 1000), "message": message or " "}
-        for attempt in range(2):
-            try:
-                self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[event])
-                return
-            except self._logs.exceptions.ResourceNotFoundException:
-                if attempt:
-                    raise
-                with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
-                    self._logs.create_log_group(logGroupName=group)
-                with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
-                    self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        put_log_line(self._logs, group, stream, message)
 
     def log_to(self, group: str, stream: str) -> None:
         self.sinks.append((group, stream))
@@ -319,6 +357,17 @@ class Job:
     ended: float | None = None
 
 
+@dataclass
+class Training:
+    """A training job as the emulator runs it (extension 13)."""
+
+    status: str = "InProgress"
+    secondary: str = "Starting"
+    failure_reason: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    process: subprocess.Popen | None = None
+
+
 class AwsEmulator:
     """The proxy: `url` is what the deploy tool is pointed at (--endpoint-url)."""
 
@@ -329,6 +378,7 @@ class AwsEmulator:
         self.pool = ContainerPool(runtime, moto_url)
         self.fleets: dict[str, Fleet] = {}
         self.jobs: dict[str, Job] = {}
+        self.trainings: dict[str, Training] = {}
         self.hosts: dict[str, Host] = {}
         self.s3_unguarded: list[str] = []
         network = random.randint(16, 250)  # one 127.N.0.0/16 per emulator: its instances' addresses
@@ -361,6 +411,10 @@ class AwsEmulator:
             host.terminate()
         for job in self.jobs.values():
             job.stop.set()
+        for training in self.trainings.values():
+            training.stop.set()
+            if training.process is not None:
+                stop(training.process, grace_s=5)
         self.pool.stop_all()
         self.http.close()
 
@@ -469,14 +523,17 @@ class AwsEmulator:
     # --- SageMaker control plane -------------------------------------------------------------
 
     def sm_CreateModel(self, request: Request, body: dict[str, Any]) -> Response:
-        role = body.get("ExecutionRoleArn", "")
+        return self._role_missing(body.get("ExecutionRoleArn", "")) or self.forward(request)
+
+    def _role_missing(self, role: str) -> Response | None:
+        """Extension 7 (and 13): SageMaker assumes the role when the model or job is made."""
         try:
             self.iam.get_role(RoleName=role.rsplit("/", 1)[-1])
         except self.iam.exceptions.NoSuchEntityException:
             return self.error(
                 "ValidationException", f"Could not assume role {role}. Please ensure that the role exists."
             )
-        return self.forward(request)
+        return None
 
     def sm_ListTags(self, request: Request, body: dict[str, Any]) -> Response:
         """Extension 12."""
@@ -725,29 +782,40 @@ class AwsEmulator:
             )
 
     def sm_DescribeTransformJob(self, request: Request, body: dict[str, Any]) -> Response:
+        return self._described(request, self.jobs.get(body.get("TransformJobName", "")), "Transform")
+
+    def sm_ListTransformJobs(self, request: Request, body: dict[str, Any]) -> Response:
+        return self._listed(request, body, self.jobs, "Transform")
+
+    def _described(self, request: Request, job: Job | Training | None, kind: str) -> Response:
+        """moto's description of a job, with the state the emulator keeps (`kind`: the
+        Transform or Training of the field names)."""
         answer = self.forward(request)
-        job = self.jobs.get(body.get("TransformJobName", ""))
         if answer.status_code != 200 or job is None:
             return answer
         described = json.loads(answer.get_data())
-        described["TransformJobStatus"] = job.status
+        described[f"{kind}JobStatus"] = job.status
+        if isinstance(job, Training):
+            described["SecondaryStatus"] = job.secondary
         described.pop("FailureReason", None)
         if job.failure_reason:
             described["FailureReason"] = job.failure_reason
         return self.ok(described)
 
-    def sm_ListTransformJobs(self, request: Request, body: dict[str, Any]) -> Response:
+    def _listed(
+        self, request: Request, body: dict[str, Any], jobs: dict[str, Job] | dict[str, Training], kind: str
+    ) -> Response:
+        """moto's list of jobs with the emulator's states, filtered by StatusEquals on them."""
         wanted = body.pop("StatusEquals", None)
         answer = self.forward(request, json.dumps(body).encode())
         listed = json.loads(answer.get_data())
-        for summary in listed.get("TransformJobSummaries", []):
-            job = self.jobs.get(summary["TransformJobName"])
+        summaries = listed.get(f"{kind}JobSummaries", [])
+        for summary in summaries:
+            job = jobs.get(summary[f"{kind}JobName"])
             if job:
-                summary["TransformJobStatus"] = job.status
+                summary[f"{kind}JobStatus"] = job.status
         if wanted:
-            listed["TransformJobSummaries"] = [
-                s for s in listed["TransformJobSummaries"] if s["TransformJobStatus"] == wanted
-            ]
+            listed[f"{kind}JobSummaries"] = [s for s in summaries if s[f"{kind}JobStatus"] == wanted]
         return self.ok(listed)
 
     def sm_StopTransformJob(self, request: Request, body: dict[str, Any]) -> Response:
@@ -757,6 +825,165 @@ class AwsEmulator:
         if job.status == "InProgress":
             job.status = "Stopping"
             job.stop.set()
+        return self.ok({})
+
+    # --- training jobs (extension 13) ----------------------------------------------------------
+
+    def sm_CreateTrainingJob(self, request: Request, body: dict[str, Any]) -> Response:
+        refused = self._role_missing(body.get("RoleArn", ""))
+        if refused is not None:
+            return refused
+        answer = self.forward(request)
+        if answer.status_code == 200:
+            training = Training()
+            self.trainings[body["TrainingJobName"]] = training
+            arn = json.loads(answer.get_data())["TrainingJobArn"]
+            threading.Thread(target=self._train, args=(body, arn, training), daemon=True).start()
+        return answer
+
+    def _train(self, spec: dict[str, Any], arn: str, training: Training) -> None:
+        with tempfile.TemporaryDirectory(prefix="pais-training-") as folder:
+            root = Path(folder) / "opt-ml"
+            try:
+                outcome = self._run_job(spec, arn, root, training)
+            except JobFailed as failure:
+                outcome, training.failure_reason = "Failed", str(failure)
+            except Exception as error:  # the emulator's own fault: fail the job, do not hang it
+                outcome = "Failed"
+                training.failure_reason = f"InternalServerError: {type(error).__name__}: {error}"
+            # AWS keeps the checkpoints in S3 while the job runs: there before it has ended.
+            checkpoints = spec.get("CheckpointConfig")
+            if checkpoints and (root / "checkpoints").is_dir():
+                self._upload_folder(root / "checkpoints", checkpoints["S3Uri"])
+            training.status = training.secondary = outcome
+
+    def _run_job(self, spec: dict[str, Any], arn: str, root: Path, training: Training) -> str:
+        """The job's steps; its final status (Completed, Stopped), or JobFailed."""
+        missing = self._image_missing(spec["AlgorithmSpecification"]["TrainingImage"])
+        if missing:
+            raise JobFailed(f"ClientError: {missing}")
+        training.secondary = "Downloading"
+        self._lay_out(spec, root)
+        if spec.get("CheckpointConfig"):
+            self._copy_prefix(spec["CheckpointConfig"]["S3Uri"], root / "checkpoints")
+        if training.stop.is_set():
+            return "Stopped"
+        training.secondary = "Training"
+        status = self._run_training(spec["TrainingJobName"], arn, spec.get("Environment", {}), root, training)
+        if training.stop.is_set():
+            return "Stopped"
+        if status != 0:
+            failure = root / "output" / "failure"
+            reason = (
+                failure.read_text()[:1024].strip()
+                if failure.is_file()
+                else f"the algorithm exited with status {status}; see the job's log"
+            )
+            raise JobFailed(f"AlgorithmError: {reason}")
+        training.secondary = "Uploading"
+        self._upload_model(spec, root / "model")
+        return "Completed"
+
+    def _lay_out(self, spec: dict[str, Any], root: Path) -> None:
+        """/opt/ml as SageMaker fills it before the container starts (File mode)."""
+        config = root / "input" / "config"
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(spec.get("HyperParameters", {})))
+        channels = {}
+        for channel in spec.get("InputDataConfig", []):
+            source = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            if not self._copy_prefix(source, root / "input" / "data" / channel["ChannelName"]):
+                raise JobFailed(
+                    f'ClientError: No S3 objects found under S3 URL "{source}" given in input data source. '
+                    "Please ensure that the bucket exists in the selected region, that objects exist under "
+                    "that S3 prefix, and that the role has permission to read them."
+                )
+            channels[channel["ChannelName"]] = {
+                "TrainingInputMode": channel.get("InputMode", "File"),
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+        )
+        for folder in ("model", "output/data", "checkpoints"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+
+    def _copy_prefix(self, uri: str, target: Path) -> int:
+        """Every object under an S3 prefix into `target`, by its key relative to the prefix."""
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        count = 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :].lstrip("/")
+                if not relative or relative.endswith("/"):
+                    continue
+                path = target / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                count += 1
+        target.mkdir(parents=True, exist_ok=True)
+        return count
+
+    def _upload_folder(self, folder: Path, uri: str) -> None:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+            self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+
+    def _run_training(
+        self, name: str, arn: str, environment: dict[str, str], root: Path, training: Training
+    ) -> int:
+        """The image's container with `train`; its output to the job's log stream."""
+        env = service_env(
+            **environment,
+            TRAINING_JOB_NAME=name,
+            TRAINING_JOB_ARN=arn,
+            PAIS_SAGEMAKER_ROOT=str(root),  # the container would see /opt/ml
+            PAIS_CACHE_DIR=str(root.parent / "cache"),  # the instance's own disk
+        )
+        training.process = process = spawn(self.runtime.train_command, env)
+        logs = moto_client(self.moto_url, "logs")
+        stream = f"{name}/algo-1-{int(time.time())}"
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                put_log_line(logs, TRAINING_LOGS, stream, line.rstrip())
+
+        pumping = threading.Thread(target=pump, daemon=True)
+        pumping.start()
+        while process.poll() is None:
+            if training.stop.wait(0.2):
+                stop(process, grace_s=20)  # SIGTERM, as SageMaker sends it, then SIGKILL
+        pumping.join(30)
+        return process.returncode
+
+    def _upload_model(self, spec: dict[str, Any], model: Path) -> None:
+        """/opt/ml/model as <S3OutputPath>/<job>/output/model.tar.gz."""
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w:gz") as tar:
+            for path in sorted(model.rglob("*")):
+                tar.add(path, arcname=path.relative_to(model).as_posix(), recursive=False)
+        output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        bucket, _, prefix = output.removeprefix("s3://").partition("/")
+        key = f"{prefix}/{spec['TrainingJobName']}/output/model.tar.gz".lstrip("/")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=data.getvalue())
+
+    def sm_DescribeTrainingJob(self, request: Request, body: dict[str, Any]) -> Response:
+        return self._described(request, self.trainings.get(body.get("TrainingJobName", "")), "Training")
+
+    def sm_ListTrainingJobs(self, request: Request, body: dict[str, Any]) -> Response:
+        return self._listed(request, body, self.trainings, "Training")
+
+    def sm_StopTrainingJob(self, request: Request, body: dict[str, Any]) -> Response:
+        training = self.trainings.get(body.get("TrainingJobName", ""))
+        if training is None:
+            return self.error("ValidationException", "Requested resource not found.")
+        if training.status == "InProgress":
+            training.status = training.secondary = "Stopping"
+            training.stop.set()
         return self.ok({})
 
     # --- runtime -----------------------------------------------------------------------------
@@ -864,6 +1091,9 @@ class AwsEmulator:
 
 class JobFailed(Exception):
     pass
+
+
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
 
 
 _STRATEGIES = {"MultiRecord": "MULTI_RECORD", "SingleRecord": "SINGLE_RECORD"}

@@ -8,6 +8,8 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,8 @@ def run_deploy(endpoint_url: str, *args: str, status: int = 0) -> Any:
     return run_deploy_logged(endpoint_url, *args, status=status)[0]
 
 
-def run_deploy_logged(endpoint_url: str, *args: str, status: int = 0) -> tuple[Any, str]:
-    """As `run_deploy`, with what the command wrote to stderr (its progress lines)."""
-    argv = [
+def _argv(endpoint_url: str, args: tuple[str, ...]) -> list[str]:
+    return [
         *args,
         "--endpoint-url",
         endpoint_url,
@@ -38,11 +39,35 @@ def run_deploy_logged(endpoint_url: str, *args: str, status: int = 0) -> tuple[A
         "--output",
         "json",
     ]
+
+
+def run_deploy_logged(endpoint_url: str, *args: str, status: int = 0) -> tuple[Any, str]:
+    """As `run_deploy`, with what the command wrote to stderr (its progress lines)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+        code = main(_argv(endpoint_url, args))
     assert code == status, f"exit {code} for {args}:\n{err.getvalue()}\n{out.getvalue()}"
     return (json.loads(out.getvalue()) if status == 0 else err.getvalue()), err.getvalue()
+
+
+def run_deploy_process(
+    endpoint_url: str, *args: str, env: dict[str, str], status: int = 0, timeout_s: float = 900
+) -> tuple[Any, str]:
+    """`python -m deploy <args> --output json` as its own process, with `env` added to this
+    one's environment (e.g. a scratch BENTOML_HOME, which a process that has imported
+    bentoml could not switch to); (the parsed output or, for `status` != 0, stderr; stderr)."""
+    from .servers import REPO, service_env
+
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy", *_argv(endpoint_url, args)],
+        cwd=REPO,
+        env=service_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert done.returncode == status, f"exit {done.returncode} for {args}:\n{done.stderr}\n{done.stdout}"
+    return (json.loads(done.stdout) if status == 0 else done.stderr), done.stderr
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, Any]:
@@ -101,6 +126,7 @@ def make_oci_layout(layout: Path, files: dict[str, bytes]) -> Path:
 INSTANCE_TYPE_SHAPES = {
     ("sagemaker", "CreateEndpointConfig"): "ProductionVariantInstanceType",
     ("sagemaker", "CreateTransformJob"): "TransformInstanceType",
+    ("sagemaker", "CreateTrainingJob"): "TrainingInstanceType",
     ("ec2", "RunInstances"): "InstanceType",
 }
 

@@ -2,12 +2,14 @@
 
 Teardown goes in dependency order: running transform jobs stopped, autoscaling
 deregistered (its alarms deleted), the endpoint deleted and waited for, then the endpoint
-configs and models it used, then the execution role and the SSM parameters (secrets) the
+configs and models it used, then the execution role, the running training jobs of
+`sagemaker train --name <deployment>` and their role, and the SSM parameters (secrets) the
 tool made; with --purge-artifacts also the model artifacts `push` stored and the
-endpoint's log group. Each one is first checked for the tool's tags for this deployment
-(deploy/ownership.py): one without them, even with the expected name, is left alone and
-named in the output (`left_alone`), and so is everything reached only through it (the
-configs and models of an endpoint that is not the tool's). Running it twice is harmless.
+endpoint's log group. Models trained before stay (in S3 and in the local store). Each one
+is first checked for the tool's tags for this deployment (deploy/ownership.py): one
+without them, even with the expected name, is left alone and named in the output
+(`left_alone`), and so is everything reached only through it (the configs and models of an
+endpoint that is not the tool's). Running it twice is harmless.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ from botocore.exceptions import ClientError
 from .. import iam, secret_store
 from ..aws import Aws, is_not_found
 from ..cost import hourly_cost
-from ..naming import BATCH_INFIX, is_versioned
-from ..ownership import SAGEMAKER_CONFIG, SAGEMAKER_ENDPOINT, SAGEMAKER_JOB, SAGEMAKER_MODEL, Ownership
+from ..naming import BATCH_INFIX, TRAIN_INFIX, is_versioned
+from ..ownership import (
+    SAGEMAKER_CONFIG,
+    SAGEMAKER_ENDPOINT,
+    SAGEMAKER_JOB,
+    SAGEMAKER_MODEL,
+    SAGEMAKER_TRAINING_JOB,
+    Ownership,
+)
 from ..purge import purge
 from ..waiting import wait_until
 from . import autoscale
 from .endpoint import describe_model, find_endpoint, log_group
+from .training import role_name as training_role_name
 
 
 def role_name(deployment: str) -> str:
@@ -106,7 +116,30 @@ def status(aws: Aws, deployment: str) -> dict[str, Any]:
         for job in jobs["TransformJobSummaries"]
         if is_versioned(job["TransformJobName"], deployment, BATCH_INFIX)
     ]
+    result["training_jobs"] = [
+        {"job": job["TrainingJobName"], "status": job["TrainingJobStatus"]}
+        for job in _training_jobs(aws, deployment)
+    ]
     return result
+
+
+def _training_jobs(aws: Aws, deployment: str, status: str | None = None) -> list[dict[str, Any]]:
+    """The deployment's training jobs by name (`<deployment>-train-<stamp>`), oldest first;
+    NameContains also finds `other-<deployment>-train-...`, which are left out."""
+    params: dict[str, Any] = {"NameContains": f"{deployment}{TRAIN_INFIX}", "SortBy": "CreationTime"}
+    if status:
+        params["StatusEquals"] = status
+    found, token = [], None
+    while True:
+        page = aws.read("sagemaker", "ListTrainingJobs", **params, **({"NextToken": token} if token else {}))
+        found += [
+            job
+            for job in page["TrainingJobSummaries"]
+            if is_versioned(job["TrainingJobName"], deployment, TRAIN_INFIX)
+        ]
+        token = page.get("NextToken")
+        if not token:
+            return found
 
 
 def teardown(
@@ -171,6 +204,17 @@ def teardown(
 
     result: dict[str, Any] = {"deployment": deployment, "removed": removed}
     result["role_deleted"] = iam.delete_role(aws, owner, role_name(deployment))
+    # `sagemaker train --name <deployment>`: its running jobs and its role.
+    stopped = []
+    for job in _training_jobs(aws, deployment, "InProgress"):
+        name = job["TrainingJobName"]
+        if owner.may_change(SAGEMAKER_TRAINING_JOB, name, "be stopped", ident=job["TrainingJobArn"]):
+            aws.write("sagemaker", "StopTrainingJob", TrainingJobName=name)
+            stopped.append(name)
+    result["training"] = {
+        "stopped": stopped,
+        "role_deleted": iam.delete_role(aws, owner, training_role_name(deployment)),
+    }
     result["secrets_deleted"] = secret_store.delete_all(aws, owner, deployment)
     if purge_artifacts:
         result["purged"] = purge(aws, owner, sorted(set(artifacts)), [log_group(deployment)])
