@@ -65,8 +65,10 @@ class ModelShelf:
     def resolve(self, reference: str) -> StoredModel:
         """`NAME` (latest) or `NAME:version`; LookupError naming what is stored."""
         name, _, version = reference.partition(":")
-        if self.custom_dir is not None and not version and (self.custom_dir / name).is_dir():
-            return self._from_directory(self.custom_dir / name)
+        if self.custom_dir is not None and (self.custom_dir / name).is_dir():
+            found = self._from_directory(self.custom_dir / name)
+            if not version or version == found.version:  # a bare name, or the one it resolved to
+                return found
         import bentoml
         from bentoml.exceptions import BentoMLException
 

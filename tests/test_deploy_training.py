@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from botocore.exceptions import ClientError
 
 from deploy.entrypoint import MANIFEST_NAME, file_digest, verify_artifacts
 
@@ -284,13 +283,6 @@ def test_push_packs_the_custom_model_with_its_digests(
     assert "--custom-model pais-detection:" in error and "not a custom classifier" in error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ClientError,
-    reason="service/named_models.py:68 serves PAIS_MODEL_DIR/custom/<NAME>/ only for a bare NAME, but "
-    "NamedModels._current (:209) turns NAME into NAME:<card version> and runtime() (:189) resolves that, "
-    "which then looks in the BentoML store only: 404 'no classification model NAME:head.<hash>'",
-)
 def test_an_endpoint_of_that_release_serves_the_trained_model_by_name(
     custom_release, aws_emulator, pushed_release, tmp_path
 ):
