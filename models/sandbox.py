@@ -481,6 +481,11 @@ class Sandbox:
         with self._condition:
             return [child.pid for child in (*self._idle, *self._busy)]
 
+    def busy(self) -> list[int]:
+        """Process ids of the children working on a call now."""
+        with self._condition:
+            return [child.pid for child in self._busy]
+
     def rss_bytes(self) -> int:
         """Resident memory of all children together."""
         with self._condition:
