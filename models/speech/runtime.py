@@ -66,14 +66,20 @@ class SpeechSynthesizer:
         device: str | None = None,
         dtype: Any = None,
         max_batch_size: int = 32,
+        seed: int | None = None,
     ) -> SpeechSynthesizer:
-        """Load from a source URI ("default" is the catalog's offline default)."""
+        """Load from a source URI ("default" is the catalog's offline default). `seed`
+        makes a Piper voice's noise reproducible (tests)."""
         uri = default_source(loaders.TASK) if source == "default" else source
-        return cls(loaders.load(parse_source(uri), device, dtype), max_batch_size=max_batch_size)
+        return cls(loaders.load(parse_source(uri), device, dtype, seed), max_batch_size=max_batch_size)
 
     @property
     def name(self) -> str:
         return self._loaded.info.name
+
+    def close(self) -> None:
+        """Stop the voice's helper processes (the phonemiser's sandbox)."""
+        self.voice.close()
 
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `SpeechSynthesizer.load(directory)` reads it back."""
@@ -99,8 +105,9 @@ class SpeechSynthesizer:
         self, sentences: Sequence[str], speed: float | Sequence[float] = 1.0
     ) -> list[Any]:
         """The service's entry point: float audio (numpy) or SpeechError per sentence, in
-        order, so one unspeakable sentence never fails the rest of a batch. Sentences of
-        one speed run as batches of similar length."""
+        order, so one unspeakable sentence never fails the rest of a batch (nor one the
+        phonemiser crashed or hung on: unprocessable, timeout). Sentences of one speed run
+        as batches of similar length."""
         speeds = [speed] * len(sentences) if isinstance(speed, int | float) else list(speed)
         if len(speeds) != len(sentences):
             raise ValueError("speed must be a number or one value per sentence")
@@ -109,9 +116,11 @@ class SpeechSynthesizer:
                 raise ValueError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {value}")
         results: list[Any] = [None] * len(sentences)
         by_speed: defaultdict[float, list[tuple[int, list[int]]]] = defaultdict(list)
-        for index, sentence in enumerate(sentences):
-            ids = self.voice.ids(sentence)
-            if ids:
+        all_ids = self.voice.ids_many(list(sentences))
+        for index, (sentence, ids) in enumerate(zip(sentences, all_ids, strict=True)):
+            if isinstance(ids, SpeechError):  # the phonemiser crashed or hung on this one
+                results[index] = ids
+            elif ids:
                 by_speed[float(speeds[index])].append((index, ids))
             else:
                 results[index] = SpeechError(
