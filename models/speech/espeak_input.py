@@ -2,10 +2,11 @@
 
 Found by fuzzing eSpeak in child processes (tests/fuzz_espeak.py: random mixes of
 punctuation, digits, letters of several scripts, control and format characters, and
-runs of repeated units; ~180,000 texts in 2 minutes, each phonemised with the en-us voice):
+runs of repeated units). Without these rules 186 of 120,500 texts (0.15%, 2 minutes, en-us
+voice) killed the process: 183 aborts ("*** stack smashing detected ***", SIGABRT) and 3
+segfaults. The de and es voices die at the same rate, on the same shapes:
 
-- ~0.15% of the texts aborted the process ("*** stack smashing detected ***", SIGABRT).
-  All of them hold a long run of one-character "words" joined by dots: "z.z.z.z..." (85
+- Nearly all hold a long run of one-character "words" joined by dots: "z.z.z.z..." (85
   letters, 169 bytes), "λ.λ.λ..." (57 letters: the limit is in bytes, ~168), ".文.文.文...",
   "z . z . z ..." (dots standing alone), "c_.c_.c_..." (eSpeak skips the "_"),
   " .55 .55 .55 ...". eSpeak joins single letters with dots into one abbreviation word
@@ -17,9 +18,10 @@ runs of repeated units; ~180,000 texts in 2 minutes, each phonemised with the en
 - A text ending in ".." leaves eSpeak's look-ahead character behind: the next call starts
   with "dot" (see `espeak.EspeakWorker`, which checks for such leftovers after every call).
 
-The rules below remove each of these shapes; the same fuzzing then found no abort in
-~160,000 texts. Whatever is still unknown costs one sentence, not the worker: eSpeak runs
-in a sandbox (models/sandbox.py). Each rule is one linear pass over the text.
+The rules below remove each of these shapes; through them the same fuzzing found no
+failure in 335,000 texts (en-us, two seeds, 5 minutes) nor in 58,500 more with the de and
+es voices. Whatever is still unknown costs one sentence, not the worker: eSpeak runs in a
+sandbox (models/sandbox.py). Each rule is one linear pass over the text.
 """
 
 from __future__ import annotations
