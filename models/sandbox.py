@@ -279,7 +279,8 @@ class Sandbox:
         self.stats: collections.Counter[str] = collections.Counter()
         self._idle: collections.deque[_Child] = collections.deque()
         self._busy: set[_Child] = set()
-        self._starting = 0
+        self._starting = 0  # children the launcher is starting
+        self._leased_starting = 0  # children started for a caller that found none idle
         self._closed = False
         self._start_failures = 0
         self._condition = threading.Condition()
@@ -331,7 +332,7 @@ class Sandbox:
     def _wanted_idle(self) -> int:
         """Idle children to keep: one for the next call plus `spares` while none is busy,
         and `spares` beside the busy ones (so a call that kills its child leaves one ready)."""
-        return max(self.spares, self.spares + 1 - len(self._busy))
+        return max(self.spares, self.spares + 1 - len(self._busy) - self._leased_starting)
 
     def _lease(self) -> _Child:
         with self._condition:
@@ -340,12 +341,18 @@ class Sandbox:
             child = self._idle.popleft() if self._idle else None
             if child is not None:
                 self._busy.add(child)
+            else:
+                self._leased_starting += 1
             self._condition.notify_all()  # the launcher tops the spares up
         if child is None:
             self.stats["cold_starts"] += 1  # no warm child: this caller waits for a start
-            child = self._start_child()
-            with self._condition:
-                self._busy.add(child)
+            try:
+                child = self._start_child()
+            finally:
+                with self._condition:
+                    self._leased_starting -= 1
+                    if child is not None:
+                        self._busy.add(child)
         child.uses += 1
         return child
 

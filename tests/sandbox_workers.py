@@ -53,7 +53,8 @@ class Probe:
         """0, 1, 2, ... with the number made so far written to `progress` (how far the
         child went while the consumer read)."""
         for index in range(limit):
-            Path(progress).write_text(str(index + 1))
+            Path(progress + ".new").write_text(str(index + 1))
+            os.replace(progress + ".new", progress)  # whole, even when killed mid-write
             yield index
 
     def allocate(self, megabytes: int) -> int:

@@ -142,11 +142,13 @@ class EspeakWorker:
     the child for retirement (`retire`), so no later text, of this request or another, is
     read with it."""
 
-    def __init__(self, guard: bool = True):
+    def __init__(self, guard: bool = True, voice: str | None = None):
         self.guard = guard  # False only to reproduce eSpeak's own crashes (tests, fuzzing)
         self.retire = False
         self._espeak = Espeak.get()
         self._canary: dict[str, list[tuple[str, str]]] = {}
+        if voice:  # load the voice's data now, while this child is a spare
+            self._canary[voice] = self._espeak.clauses(CANARY, voice)
 
     def phonemize(self, text: str, voice: str) -> list[str]:
         if voice not in self._canary:

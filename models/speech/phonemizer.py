@@ -5,9 +5,11 @@ in a sandbox child (models/sandbox.py) with a warm spare: a sentence that kills 
 a SpeechError (unprocessable) in its slot, the other sentences of the batch are answered,
 and the next call goes to the spare at once while a replacement starts.
 
-Measured here (tests/measure_sandboxes.py): a child costs ~20 MB resident (two are kept);
-one sentence's phonemes take ~0.2 ms more through the pipes than in process, against
-~100 ms to synthesise its audio.
+Measured on this project's shared 2-core machine (tests/measure_sandboxes.py, p50): a
+child is 22 MB resident and two are kept; a sentence's phonemes take 0.16 ms through the
+pipes against 0.08 ms in process, next to 100-450 ms to synthesise its audio (the same
+with either, within the noise); the sentence after a crash 0.5 ms (a warm child); a call
+that has to start a child 65-240 ms.
 """
 
 from __future__ import annotations
@@ -26,11 +28,19 @@ SENTENCE_TIMEOUT_S = 5.0
 class Phonemizer:
     """eSpeak NG in a supervised child process: text -> IPA phonemes, Piper's way."""
 
-    def __init__(self, *, guard: bool = True, spares: int = 1, timeout_s: float = SENTENCE_TIMEOUT_S):
+    def __init__(
+        self,
+        voice: str | None = None,
+        *,
+        guard: bool = True,
+        spares: int = 1,
+        timeout_s: float = SENTENCE_TIMEOUT_S,
+    ):
+        """`voice` (an eSpeak voice) is loaded by each child as it starts, so that a spare
+        answers its first sentence as fast as any other."""
         self.timeout_s = timeout_s
-        self.sandbox = Sandbox(
-            WorkerSpec("models.speech.espeak:EspeakWorker", {"guard": guard}), name="espeak", spares=spares
-        )
+        spec = WorkerSpec("models.speech.espeak:EspeakWorker", {"guard": guard, "voice": voice})
+        self.sandbox = Sandbox(spec, name="espeak", spares=spares)
 
     def phonemize_many(self, sentences: Sequence[str], voice: str) -> list[list[str] | SpeechError]:
         """The phonemes of each sentence, or a SpeechError (unprocessable: eSpeak crashed on
@@ -49,6 +59,12 @@ class Phonemizer:
 
     def close(self) -> None:
         self.sandbox.close()
+
+    def __enter__(self) -> Phonemizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _speech_error(error: BaseException, sentence: str) -> SpeechError:

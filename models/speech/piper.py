@@ -163,7 +163,7 @@ class PiperVoice:
             self.session = onnxruntime.InferenceSession(model, options, providers=providers)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.providers = self.session.get_providers()
-        self.phonemizer = phonemizer or Phonemizer()
+        self.phonemizer = phonemizer or Phonemizer(self.config.espeak_voice)
         self.phonemizer.phonemize("test", self.config.espeak_voice)  # fail at load, not at the first request
 
     @property
