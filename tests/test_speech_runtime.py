@@ -216,3 +216,49 @@ def test_batches_group_sentences_of_similar_length(tts):
     chunks = tts._chunks(items)
     assert [[len(ids) for _, ids in chunk] for chunk in chunks] == [[100, 90], [60, 50], [20]]
     assert sorted(i for chunk in chunks for i, _ in chunk) == [0, 1, 2, 3, 4]
+
+
+# -- ONNX Runtime stays in this process: what reaches it, and what it does with the rest --
+
+
+def test_phoneme_ids_stay_in_the_voices_vocabulary_whatever_the_text(tts):
+    """The voice's graph sees only ids from its own phoneme map, of a bounded length: no
+    text can hand ONNX Runtime an index out of range or an unbounded tensor."""
+    from . import hostile
+
+    vocabulary = {i for ids in tts.voice.config.phoneme_id_map.values() for i in ids}
+    texts = [
+        *hostile.ESPEAK_ABORTS.values(),
+        *hostile.TRANSLATION_TEXTS.values(),
+        "".join(map(chr, range(32, 3000))),
+    ]
+    for text in texts:
+        try:
+            sentences = tts.sentences(text[:5000])
+        except SpeechError:
+            continue
+        for ids in tts.voice.ids_many(sentences):
+            assert isinstance(ids, list) and set(ids) <= vocabulary
+
+
+def test_a_sentence_over_the_phoneme_budget_is_refused_before_the_voice_runs(tts):
+    """400 characters of letters eSpeak reads by name make 5,185 ids: 76 s and 3.2 GB of
+    synthesis. Refused in its slot; the batch's other sentences are read."""
+    from . import hostile
+
+    (by_name,) = tts.sentences(hostile.LETTERS_READ_BY_NAME)
+    hello, refused = tts.synthesize_sentences(["Hello there.", by_name])
+    assert isinstance(hello, np.ndarray) and hello.size > 5000
+    assert isinstance(refused, SpeechError) and refused.kind == "too_large"
+    assert "phoneme ids" in refused.message and "at most 1500 per sentence" in refused.message
+
+
+def test_onnx_runtime_refuses_ids_outside_the_vocabulary_with_an_exception(tts):
+    """Were an id out of range ever to reach it, ONNX Runtime checks the embedding's index
+    and raises (a Python exception, this process lives on) rather than reading past it."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+    id_map = tts.voice.config.phoneme_id_map
+    with pytest.raises(InvalidArgument, match="out of data bounds"):
+        tts.voice.generate([[*id_map["^"], 10**6, *id_map["$"]]], 1.0)
+    assert len(tts.synthesize_sentences(["Still here."])[0]) > 5000
