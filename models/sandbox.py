@@ -44,7 +44,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .errors import ErrorKind
 
@@ -90,6 +90,19 @@ class WorkerSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # e.g. thread counts of native libraries
     memory_limit_mb: int | None = None  # RLIMIT_AS of the child: a runaway decode fails alone
+
+
+class Closing:
+    """`with obj:` closes obj at the end: for the sandbox and what holds one."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # -- framing ---------------------------------------------------------------------------
@@ -254,7 +267,7 @@ class _Child:
 # -- the supervisor ----------------------------------------------------------------------
 
 
-class Sandbox:
+class Sandbox(Closing):
     """Child processes running one kind of worker, kept started: one for the next call and
     `spares` more, so that the call after a crash does not wait for a start.
 
@@ -521,12 +534,6 @@ class Sandbox:
         for child in [*idle, *busy]:
             child.kill()
         idle.clear()
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- the child's side ----------------------------------------------------------------------

@@ -36,9 +36,8 @@ def translator():
 
 @pytest.fixture(scope="module")
 def decoder():
-    decoder = VideoDecoder()
-    yield decoder
-    decoder.close()
+    with VideoDecoder() as decoder:
+        yield decoder
 
 
 def _ids(entry: hostile.Hostile) -> str:

@@ -25,16 +25,14 @@ GOOD = ["Hello there.", "Goodbye, see you soon.", "It costs five dollars."]
 @pytest.fixture(scope="module")
 def raw():
     """eSpeak without the input rules: its own crashes happen, in the child."""
-    phonemizer = Phonemizer(guard=False)
-    yield phonemizer
-    phonemizer.close()
+    with Phonemizer(VOICE, guard=False) as phonemizer:
+        yield phonemizer
 
 
 @pytest.fixture(scope="module")
 def guarded():
-    phonemizer = Phonemizer()
-    yield phonemizer
-    phonemizer.close()
+    with Phonemizer(VOICE) as phonemizer:
+        yield phonemizer
 
 
 @pytest.fixture(scope="module")

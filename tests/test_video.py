@@ -161,10 +161,9 @@ def test_scripted_video_shows_the_photo_in_its_box(tmp_path):
 
 @pytest.fixture(scope="module")
 def decoder():
-    decoder = VideoDecoder(frames_per_chunk=4, chunk_timeout_s=30)
-    assert decoder.sandbox.wait_for_spares()
-    yield decoder
-    decoder.close()
+    with VideoDecoder(frames_per_chunk=4, chunk_timeout_s=30) as decoder:
+        assert decoder.sandbox.wait_for_spares()
+        yield decoder
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import ErrorKind
-from ..sandbox import Sandbox, SandboxError, WorkerSpec
+from ..sandbox import Closing, Sandbox, SandboxError, WorkerSpec
 from .text import SpeechError
 
 # A sentence (at most text.MAX_SENTENCE_CHARS) takes eSpeak well under 10 ms; one that
@@ -25,7 +25,7 @@ from .text import SpeechError
 SENTENCE_TIMEOUT_S = 5.0
 
 
-class Phonemizer:
+class Phonemizer(Closing):
     """eSpeak NG in a supervised child process: text -> IPA phonemes, Piper's way."""
 
     def __init__(
@@ -59,12 +59,6 @@ class Phonemizer:
 
     def close(self) -> None:
         self.sandbox.close()
-
-    def __enter__(self) -> Phonemizer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _speech_error(error: BaseException, sentence: str) -> SpeechError:

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..sandbox import ChildDied, ChildTimeout, Sandbox, SandboxError, WorkerSpec
+from ..sandbox import ChildDied, ChildTimeout, Closing, Sandbox, SandboxError, WorkerSpec
 from .errors import VideoError
 from .frames import Limits, VideoFile, VideoInfo, encode_jpeg
 
@@ -80,7 +80,7 @@ class FrameSampler:
             yield _End(video.frames_read or 0)
 
 
-class DecodedVideo:
+class DecodedVideo(Closing):
     """One video being decoded: `info` at once, chunks of frames as the caller iterates,
     `duration_s` and `frames_decoded` once read to the end. Close it (or use `with`) to
     stop the child early; the temporary copy of the video is removed then."""
@@ -140,14 +140,8 @@ class DecodedVideo:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path)
 
-    def __enter__(self) -> DecodedVideo:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class VideoDecoder:
+class VideoDecoder(Closing):
     """Decodes videos in sandbox children: a fresh child per video, `spares` kept started.
     Thread-safe: videos opened from several threads decode in parallel children."""
 
@@ -182,9 +176,3 @@ class VideoDecoder:
 
     def close(self) -> None:
         self.sandbox.close()
-
-    def __enter__(self) -> VideoDecoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
