@@ -161,7 +161,6 @@ class _Child:
     def __init__(self, spec: WorkerSpec, name: str):
         self.name = name
         self.uses = 0
-        self.started_at = time.monotonic()
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         log_r, log_w = os.pipe()
@@ -299,8 +298,8 @@ class Sandbox(Closing):
         self._condition = threading.Condition()
         self._launcher = threading.Thread(target=self._keep_spares, daemon=True, name=f"sandbox-{name}")
         self._launcher.start()
-        # Children exit when their parent does; this also stops them when the sandbox is
-        # dropped without close().
+        # close() stops the children; so does interpreter exit without it (and a child
+        # exits by itself once this process is gone).
         self._finalizer = weakref.finalize(self, Sandbox._kill_all, self._idle, self._busy)
 
     # -- children ---------------------------------------------------------------------

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import re
 
+from .segment import valid_unicode
+
 RESERVED = frozenset("\\^$/<>@*#[]{}")
 MAX_WORD_CHARS = 64
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _LONG_WORD = re.compile(rf"\S{{{MAX_WORD_CHARS}}}(?=\S)")
 # Protected as superblanks: runs of whitespace other than one space, `~`, an apostrophe
 # at the start of a word, control characters. NUL is the frame delimiter and is dropped.
@@ -43,7 +44,7 @@ def _escape_chars(text: str) -> str:
 
 def escape(sentence: str) -> str:
     """Plain text -> stream format (without the frame)."""
-    sentence = _SURROGATE.sub("\ufffd", sentence.replace("\0", ""))  # a lone surrogate cannot be sent
+    sentence = valid_unicode(sentence.replace("\0", ""))
     pieces, last = [], 0
     for match in _LONG_WORD.finditer(sentence):
         pieces.append(sentence[last : match.end()])

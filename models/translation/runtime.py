@@ -27,7 +27,7 @@ from .apertium import ApertiumEngine
 from .detect import Detection, LanguageDetector
 from .engine import Engine, EngineError, Pair
 from .routes import Hop, Router
-from .segment import split_text
+from .segment import split_text, valid_unicode
 
 TASK = "translation"
 AUTO = "auto"
@@ -203,8 +203,7 @@ class Translator:
         """The service's entry point: one result or TranslationError per request, so one
         bad request never fails the others of its batch. Sentences of all requests that
         take the same hop go to their engine in one call."""
-        # A lone surrogate (JSON can carry one) cannot be encoded for an engine or the detector.
-        requests = [replace(r, texts=[_valid_unicode(t) for t in r.texts]) for r in requests]
+        requests = [replace(r, texts=[valid_unicode(t) for t in r.texts]) for r in requests]
         results: list[Translation | TranslationError | None] = [None] * len(requests)
         plans: list[tuple[int, list[Hop], Detection | None, str]] = []
         for i, request in enumerate(requests):
@@ -330,13 +329,6 @@ def _engine_error(hop: Hop, error: EngineError) -> TranslationError:
     # pipeline failed the same way; other engines' failures are their own (engine)
     kind = getattr(error, "kind", ErrorKind.ENGINE)
     return TranslationError(kind, f"{hop.model} failed: {error}", {"model": hop.model})
-
-
-def _valid_unicode(text: str) -> str:
-    return _SURROGATE.sub("\ufffd", text)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _summarise(pairs: list[str], source: str, limit: int = 60) -> str:

@@ -30,6 +30,13 @@ _BOUNDARY = re.compile(
     r"""(?<![.!?…])(?P<end>[.!?…]++["'”’»)\]]*+)\s++(?=[¿¡"'“‘«(\[]*+(?P<next>\w))|[。！？]++"""
 )
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with lone surrogates (JSON can carry one) replaced by U+FFFD: they cannot be
+    encoded for an engine, a pipe or the language detector."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ chunk at a time, only when asked: when the consumer stops reading, decoding stop
 ...         analyse(chunk)
 ...     video.duration_s               # decoded length, once read to the end
 
-Every failure is a VideoError: the video's own (corrupt, too_large: forged frame rates and
-frame counts are refused from the header, frames decoded and wall time are bounded while
-decoding) or the decoder's (unprocessable: FFmpeg crashed on it; timeout: no chunk within
-`chunk_timeout_s`, or the whole video past `limits.timeout_s`; too_large: decoding needed
-more memory than the child may use).
+Every failure is a VideoError: the video's own (corrupt; too_large: forged frame rates and
+frame counts are refused from the header, frames decoded are bounded while decoding;
+timeout: decoding took longer than `limits.timeout_s`) or the decoder's (unprocessable:
+FFmpeg crashed on it; timeout: no chunk within `chunk_timeout_s`; too_large: decoding
+needed more memory than the child may use).
 
 Measured on this project's shared 2-core machine (tests/measure_sandboxes.py, p50, a 10 s
 640x480 MP4 sampled at 2 frames/s): 58 ms decoded in process, 94 ms in a warm child (the

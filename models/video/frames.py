@@ -5,8 +5,8 @@ when sampled: seeking is unreliable across codecs and keyframe spacing, sequenti
 is not. A frame's time is its index over the stream's frame rate. Limits are checked from
 the container's metadata before decoding, and again while decoding, since metadata can
 be missing or wrong: a header that claims 10,000 frames a second makes each decoded frame
-count for 0.1 ms of the duration limit, so frames decoded (not only sampled) and the wall
-time are bounded too.
+count for 0.1 ms of the duration limit, so frames decoded (not only sampled) and the time
+spent decoding are bounded too.
 
 FFmpeg parses and decodes untrusted bytes: the service runs this in a sandbox child
 (`decoder.py`), never in its own process.
