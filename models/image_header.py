@@ -15,6 +15,10 @@ from .errors import ItemError
 # PIL format name -> media type, for the formats the services accept.
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 ACCEPTED_TEXT = "JPEG, PNG, WebP or GIF (first frame)"
+# Files PIL names by what follows the first JPEG image: phones write MPO (CIPA DC-007
+# multi-picture: the photo, then a preview or a depth map), a plain JPEG up to its first
+# end-of-image marker, which is all a JPEG decoder reads.
+JPEG_VARIANTS = frozenset({"MPO"})
 DEFAULT_MAX_PIXELS = 50_000_000
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -52,6 +56,8 @@ def sniff(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
+                if fmt in JPEG_VARIANTS:
+                    fmt = "JPEG"
                 if fmt not in ACCEPTED_FORMATS:
                     raise ImageError(
                         "unsupported", f"{fmt} images are not accepted; accepted: {ACCEPTED_TEXT}"

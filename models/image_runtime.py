@@ -11,7 +11,7 @@ from typing import Any, Self
 import torch
 
 from .device import Placement, choose_placement
-from .imaging import DEFAULT_MAX_PIXELS, ImageError, decode_slots
+from .imaging import DEFAULT_CHUNK_PIXELS, DEFAULT_MAX_PIXELS, ImageError, decode_slots, pixel_chunks
 from .info import ModelInfo
 from .sources import parse_source
 
@@ -30,13 +30,16 @@ class ImageRuntime:
         placement: Placement,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         forward_chunk: int = 64,
+        chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
     ):
         self._loaded = loaded
         self.placement = placement
         self.max_pixels = max_pixels
-        # Inputs are decoded, resized and run this many at a time, so a batch of large
-        # photos never holds more than one chunk of full-resolution pixels.
+        # Inputs are decoded, resized and run at most this many (and this many pixels) at
+        # a time, so a batch of large photos never holds more than one chunk of
+        # full-resolution pixels.
         self.forward_chunk = forward_chunk
+        self.chunk_pixels = chunk_pixels
 
     @classmethod
     def load(
@@ -73,6 +76,10 @@ class ImageRuntime:
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `load(directory)` reads it back."""
         self.loaders.save(self._loaded, Path(directory))
+
+    def _chunks(self, images: Sequence[bytes | torch.Tensor]) -> list[slice]:
+        """How a batch is cut for decoding and the forward pass (images and pixels)."""
+        return pixel_chunks(images, self.forward_chunk, self.chunk_pixels)
 
     def _decode_chunk(self, images: Sequence[bytes | torch.Tensor]) -> list[torch.Tensor | ImageError]:
         """Encoded images decoded onto the device (JPEGs in one batched call when the

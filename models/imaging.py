@@ -25,6 +25,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from .image_header import DEFAULT_MAX_PIXELS, ImageError, ImageHeader, sniff
 
 __all__ = [
+    "DEFAULT_CHUNK_PIXELS",
     "DEFAULT_MAX_PIXELS",
     "ImageError",
     "ImageHeader",
@@ -33,11 +34,17 @@ __all__ = [
     "decode_many",
     "decode_slots",
     "orient",
+    "pixel_chunks",
     "sniff",
     "to_rgb_tensor",
 ]
 
 ImageInput = bytes | bytearray | memoryview | str | Path | Image.Image | np.ndarray | torch.Tensor
+
+# Decoded pixels a runtime holds at once (a chunk of a batch, at full resolution, before
+# resizing): 100 MP is 300 MB of RGB. 64 phone photos of 12 MP would be 2.3 GB; the pixel
+# limit per image (DEFAULT_MAX_PIXELS) alone does not bound a batch.
+DEFAULT_CHUNK_PIXELS = 100_000_000
 
 
 def decode(
@@ -102,6 +109,36 @@ def decode_slots(
         for i, result in zip(encoded, decoded, strict=True):
             slots[i] = result
     return slots
+
+
+def pixel_chunks(
+    images: Sequence[bytes | torch.Tensor], max_items: int, max_pixels: int = DEFAULT_CHUNK_PIXELS
+) -> list[slice]:
+    """Consecutive slices of `images` to decode and run one after the other: each holds
+    at most `max_items` images and `max_pixels` pixels once decoded, as their headers say
+    (read without decoding). An image over `max_pixels` on its own goes alone; one whose
+    header cannot be read counts nothing (decoding will refuse it)."""
+    chunks: list[slice] = []
+    start, pixels = 0, 0
+    for index, image in enumerate(images):
+        size = _pixels(image)
+        if index > start and (index - start >= max_items or pixels + size > max_pixels):
+            chunks.append(slice(start, index))
+            start, pixels = index, 0
+        pixels += size
+    if start < len(images):
+        chunks.append(slice(start, len(images)))
+    return chunks
+
+
+def _pixels(image: bytes | torch.Tensor) -> int:
+    if isinstance(image, torch.Tensor):
+        return int(image.shape[-1] * image.shape[-2])
+    try:
+        header = sniff(image, max_pixels=2**62)  # the size only: limits are checked when decoding
+    except ImageError:
+        return 0
+    return header.width * header.height
 
 
 def _decode_jpegs_on(device: torch.device, datas: list[bytes]) -> list[torch.Tensor | None]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from models.image_header import ImageError, sniff
-from models.imaging import decode, decode_many, to_rgb_tensor
+from models.imaging import decode, decode_many, pixel_chunks, to_rgb_tensor
 
+from .hostile import mpo_jpeg
 from .images import animated_gif, encode, photo, png_bomb, with_exif_orientation
 
 CAT = photo("chelsea")  # 300 x 451
@@ -175,3 +179,79 @@ def test_sniff_never_decodes_pixels(monkeypatch):
     assert sniff(data).orientation == 6 and (sniff(data).width, sniff(data).height) == (120, 200)
     with pytest.raises(ImageError, match="8000x8000"):
         sniff(big)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batched-jpeg"])
+def test_a_multi_picture_jpeg_from_a_phone_is_a_jpeg(batched):
+    """MPO (the photo, then a preview or depth map) is what PIL calls many phone JPEGs."""
+    from PIL import Image
+
+    data = mpo_jpeg()
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "MPO" and image.n_frames == 2
+    header = sniff(data)
+    assert (header.format, header.media_type, header.width, header.height) == ("JPEG", "image/jpeg", 451, 300)
+    (image,) = decode_many([data], batched_jpeg=batched)
+    assert (
+        image.permute(1, 2, 0).float() - torch.from_numpy(CAT).float()
+    ).abs().mean() < 6  # the first picture
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batched-jpeg"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+@pytest.mark.parametrize("kept", [0.5, 0.9, 0.99])
+def test_truncated_images_are_corrupt(fmt, kept, batched):
+    data = encode(CAT, fmt)
+    (result,) = decode_many([data[: int(len(data) * kept)]], batched_jpeg=batched)
+    assert isinstance(result, ImageError) and result.kind == "corrupt"
+
+
+def test_batches_are_cut_by_decoded_pixels_as_well_as_by_count():
+    small, large = encode(CAT, "JPEG"), png_bomb(8000, 8000)  # 135,300 and 64,000,000 pixels
+    images = [
+        small,
+        small,
+        large,
+        small,
+        large,
+        large,
+        b"not an image",
+        torch.zeros(3, 10, 10, dtype=torch.uint8),
+    ]
+    assert pixel_chunks(images, max_items=64, max_pixels=100_000_000) == [
+        slice(0, 4),
+        slice(4, 5),
+        slice(5, 8),
+    ]
+    assert pixel_chunks(images, max_items=2, max_pixels=10**12) == [
+        slice(0, 2),
+        slice(2, 4),
+        slice(4, 6),
+        slice(6, 8),
+    ]
+    assert pixel_chunks([large], max_items=64, max_pixels=1_000) == [
+        slice(0, 1)
+    ]  # alone when over on its own
+    assert pixel_chunks([], max_items=64) == []
+
+
+def test_a_runtime_never_holds_more_than_a_chunk_of_decoded_pixels(monkeypatch):
+    """Eight 12-megapixel photos with a budget of 30 MP: decoded two at a time."""
+    from models.classification import ImageClassifier
+    from models.image_runtime import ImageRuntime
+
+    photo_12mp = encode(np.asarray(Image.fromarray(CAT).resize((4000, 3000))), "JPEG", quality=80)
+    held: list[int] = []
+    decode_chunk = ImageRuntime._decode_chunk
+
+    def measured(self, images):  # the real decode, with the pixels it returns counted
+        slots = decode_chunk(self, images)
+        held.append(sum(slot.shape[-1] * slot.shape[-2] for slot in slots if isinstance(slot, torch.Tensor)))
+        return slots
+
+    monkeypatch.setattr(ImageRuntime, "_decode_chunk", measured)
+    classifier = ImageClassifier.load("default", device="cpu")
+    classifier.chunk_pixels = 30_000_000
+    results = classifier.classify_many([photo_12mp] * 8, top_k=1)
+    assert held == [24_000_000] * 4
+    assert len({r.predictions[0].label for r in results}) == 1  # the same photo, the same answer

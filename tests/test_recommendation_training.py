@@ -3,12 +3,15 @@ BentoML store), and the model store's handling of recommendation models."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from models.recommendation import Recommender
@@ -167,3 +170,57 @@ def test_up_to_date_model_is_not_retrained(monkeypatch):
     monkeypatch.setattr(model_store, "load_runtime", no_loading)
     message = model_store.import_model("recommendation", Settings.from_env({}))
     assert "is up to date" in message and Recommender.source_version("default") in message
+
+
+# -- the evaluation's arithmetic, by hand on a tiny example -----------------------------
+
+# 2 users, 5 items, k = 3. User 0 saw item 0 in training and holds out items 1 and 3;
+# user 1 saw item 4 and holds out item 2. Items seen in training are never ranked.
+TINY_SCORES = torch.tensor([[9.0, 1.0, 5.0, 4.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+TINY_TRAIN = (torch.tensor([0, 1]), torch.tensor([0, 4]))
+TINY_TEST = (torch.tensor([0, 0, 1]), torch.tensor([1, 3, 2]))
+LOG2_3 = math.log2(3)
+# user 0 ranks items 2, 3, 4: one hit (item 3) at rank 2 of its 2 held out
+#   recall 1/2; DCG 1/log2(3); ideal DCG (2 relevant) 1/log2(2) + 1/log2(3)
+# user 1 ranks items 3, 2, 1: its one held-out item at rank 2
+#   recall 1/1; DCG 1/log2(3); ideal DCG (1 relevant) 1
+USER_0 = {"recall@3": 0.5, "ndcg@3": (1 / LOG2_3) / (1 + 1 / LOG2_3)}
+USER_1 = {"recall@3": 1.0, "ndcg@3": 1 / LOG2_3}
+
+
+@pytest.mark.parametrize("score_elements", [1 << 25, 5], ids=["one chunk", "a user per chunk"])
+def test_ranking_metrics_match_the_hand_computed_values(monkeypatch, score_elements):
+    from models.recommendation import training
+
+    monkeypatch.setattr(training, "SCORE_ELEMENTS", score_elements)
+
+    def metrics(users: list[int]) -> dict[str, float]:
+        return training.ranking_metrics(
+            lambda batch: TINY_SCORES[batch].clone(), TINY_TRAIN, TINY_TEST, torch.tensor(users), (2, 5), k=3
+        )
+
+    assert metrics([0]) == pytest.approx(USER_0, abs=1e-12)
+    assert metrics([1]) == pytest.approx(USER_1, abs=1e-12)
+    both = metrics([0, 1])
+    assert both == pytest.approx({key: (USER_0[key] + USER_1[key]) / 2 for key in USER_0}, abs=1e-12)
+    assert both["ndcg@3"] == pytest.approx(0.508891, abs=1e-6) and both["recall@3"] == 0.75
+
+
+def test_holdout_keeps_the_most_recent_items_of_users_with_enough_of_them():
+    from models.recommendation.data import Interactions
+    from models.recommendation.recipe import Holdout
+    from models.recommendation.training import holdout_mask
+
+    # (user, item, time) in file order; user 1 has 3 items, under min_user_items = 4
+    rows = [(2, 0, 1), (0, 0, 50), (2, 1, 1), (0, 1, 10), (1, 0, 5), (0, 2, 40), (1, 1, 6)]
+    rows += [(2, 2, 2), (0, 3, 20), (1, 2, 7), (2, 3, 3), (0, 4, 30)]
+    users, items, times = (np.array(column) for column in zip(*rows, strict=True))
+    interactions = Interactions(users, items, times.astype(float), ["a", "b", "c"], list("vwxyz"), len(rows))
+    held = holdout_mask(interactions, Holdout(fraction=0.4, min_user_items=4))
+    # user 0: round(5 x 0.4) = 2 most recent (times 50, 40); user 2: round(1.6) = 2 (times 3, 2)
+    assert sorted((int(u), int(i)) for u, i in zip(users[held], items[held], strict=True)) == [
+        (0, 0),
+        (0, 2),
+        (2, 2),
+        (2, 3),
+    ]

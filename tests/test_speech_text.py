@@ -8,6 +8,8 @@ from models.speech import numbers
 from models.speech.normalize import normalize
 from models.speech.text import MAX_SENTENCE_CHARS, SpeechError, sentences, split_sentences
 
+from .linear import assert_linear
+
 
 @pytest.mark.parametrize(
     ("n", "words"),
@@ -158,3 +160,71 @@ def test_lone_punctuation_joins_the_word_before_it_and_unspeakable_lines_are_dro
     # eSpeak would read a lone "!!!" as "exclamation".
     assert sentences("Hello. 😀 !!! Goodbye.", "en") == ["Hello.!!!", "Goodbye."]
     assert sentences('Hello.\n" (…) "\nGoodbye.', "en") == ["Hello.", "Goodbye."]
+
+
+def test_numbers_too_long_for_quantities_are_read_digit_by_digit():
+    assert normalize("Call 12345678901234567890 now.", "en") == (
+        "Call one two three four five six seven eight nine zero one two three four five six seven eight nine "
+        "zero now."
+    )
+    assert normalize("Costs $12345678901234567.50 today.", "en").startswith("Costs one two three")
+    assert (
+        normalize("The 12345678901234567th time.", "en")
+        == "The " + numbers.digits("12345678901234567") + "th time."
+    )
+    assert numbers.integer("007") == "seven" and numbers.integer("0" * 20) == " ".join(["zero"] * 20)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("7" * 4400, "a number of 4400 digits; numbers of up to 100 digits"),
+        ("1" + ",000" * 1500, "a number of 4501 digits"),
+        ("Pi is " + "3." + "1" * 200, "a number of 201 digits"),
+        ("word " * 30_000, "text has 150000 characters; at most 100000"),
+        ("Yes. " * 2500, "text makes 2500 sentences; at most 2000"),
+    ],
+    ids=["digits", "grouped digits", "decimals", "characters", "sentences"],
+)
+def test_budgets_are_checked_before_the_work(text, message):
+    with pytest.raises(SpeechError, match=message) as caught:
+        sentences(text, "en")
+    assert caught.value.kind == "too_large"
+
+
+def test_budgets_are_parameters():
+    assert len(sentences("Yes. " * 2500, "en", max_sentences=3000)) == 2500
+    with pytest.raises(SpeechError, match="text has 12 characters; at most 10"):
+        sentences("Hello there.", "en", max_text_chars=10)
+    assert sentences("Call 1234567 now.", "en", max_number_digits=7)
+    with pytest.raises(SpeechError, match="a number of 7 digits"):
+        sentences("Call 1234567 now.", "en", max_number_digits=6)
+
+
+# Text shapes that once cost the square of their length (each run ends in a letter: a run
+# of marks must fail to end a sentence there): runs of marks, abbreviations,
+# initials, dotted letters ("a.a.a." was tried from every letter), "St." and dates
+# looking back over the whole text, and long digit runs tried from every digit.
+SHAPES = {
+    "dots": ".",
+    "marks": "?!",
+    "dotted letters": "a.",
+    "initials": "A. ",
+    "titles": "Dr. ",
+    "abbreviations": "etc. ",
+    "saints": "St. X ",
+    "dates": "5 May ",
+    "digits": "7",
+    "grouped digits": "1,",
+    "percent-less decimals": "1.",
+    "line breaks": "\n",
+    "clauses": "a, ",
+}
+
+
+@pytest.mark.parametrize("unit", SHAPES.values(), ids=SHAPES.keys())
+def test_text_preparation_takes_linear_time(unit):
+    def prepare(text: str) -> None:
+        split_sentences(normalize(text, "en"))
+
+    assert_linear(prepare, lambda n: unit * (n // len(unit)) + "x", 4000)

@@ -4,19 +4,22 @@ here with OpenCV from real photos."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from models.video.decoder import VideoDecoder
 from models.video.errors import VideoError
 from models.video.frames import Limits, VideoFile, encode_jpeg
 from models.video.header import sniff_container
 from models.video.summary import summarize
 
 from .images import photo
-from .videos import Appearance, scripted_video
+from .videos import Appearance, forged_avi, plain_video, scripted_video
 
 ROOMY = Limits(max_duration_s=60, max_frames=1000, max_pixels=10_000_000)
 
@@ -151,3 +154,129 @@ def test_scripted_video_shows_the_photo_in_its_box(tmp_path):
     coffee = np.asarray(Image.fromarray(photo("coffee")).resize((120, 80)))
     assert np.abs(rgb[:80, :120] - coffee).mean() < 12  # MJPG is lossy
     assert (rgb[100:, 200:] > 240).all()  # background elsewhere
+
+
+# -- decoding in a sandbox child -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    with VideoDecoder(frames_per_chunk=4, chunk_timeout_s=30) as decoder:
+        assert decoder.sandbox.wait_for_spares()
+        yield decoder
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> bytes:
+    """300 frames at 10 frames/s: 30 s of flat grey."""
+    return plain_video(tmp_path_factory.mktemp("plain") / "plain.avi", 300)
+
+
+def test_the_decoder_gives_the_same_frames_as_decoding_here(decoder, videos):
+    data = videos[".mp4"].read_bytes()
+    with VideoFile(data) as video:
+        expected = [(f.time_s, encode_jpeg(f)) for f in video.sample(2.0, ROOMY)]
+    with decoder.open(data, 2.0, ROOMY) as video:
+        assert (video.info.width, video.info.height, video.info.fps) == (320, 240, 10)
+        chunks = list(video)
+        assert video.duration_s == pytest.approx(3.0) and video.frames_decoded == 30
+    assert [len(chunk) for chunk in chunks] == [4, 2]
+    assert [(f.time_s, f.jpeg) for chunk in chunks for f in chunk] == expected
+
+
+@pytest.mark.parametrize(
+    ("forge", "message"),
+    [
+        (lambda data: forged_avi(data, fps=10_000), "10000 frames per second; at most 1000"),
+        (
+            lambda data: forged_avi(data, frames=2**31 - 1),
+            "2147483647 frames or more to decode; at most 3600",
+        ),
+    ],
+    ids=["frame rate", "frame count"],
+)
+def test_forged_headers_are_refused_before_any_frame_is_decoded(decoder, plain, forge, message):
+    with pytest.raises(VideoError, match=message) as info:
+        decoder.open(forge(plain), 1.0, Limits(30, 1000, 10_000_000))
+    assert info.value.kind == "too_large"
+
+
+def test_a_forged_frame_rate_written_by_a_muxer_is_refused_too(decoder, tmp_path):
+    data = plain_video(tmp_path / "fast.mp4", 50, fps=10_000)
+    with pytest.raises(VideoError, match="10000 frames per second") as info:
+        decoder.open(data, 1.0, ROOMY)
+    assert info.value.kind == "too_large"
+
+
+def test_frames_decoded_are_bounded_when_the_header_gives_no_count(plain, monkeypatch):
+    """Without a frame count in the header the bound holds frame by frame: a forged rate
+    below the refusal (1000/s) cannot make decoding run on."""
+    with VideoFile(plain) as video:
+        monkeypatch.setattr(video, "frame_count", None)
+        sampled = video.sample(1.0, Limits(60, 1000, 10_000_000, max_decoded_frames=25))
+        with pytest.raises(VideoError, match="26 frames or more to decode; at most 25") as info:
+            list(sampled)
+    assert info.value.kind == "too_large"
+
+
+def test_decoding_time_is_bounded(decoder, plain):
+    limits = Limits(60, 1000, 10_000_000, timeout_s=1e-6)
+    with (
+        decoder.open(plain, 10.0, limits) as video,
+        pytest.raises(VideoError, match="longer than 1e-06 s") as info,
+    ):
+        list(video)
+    assert info.value.kind == "timeout"
+
+
+def test_decoding_stops_when_the_consumer_stops(decoder, plain):
+    with decoder.open(plain, 10.0, ROOMY) as video:
+        first = next(iter(video))
+        child = _busy_child(decoder)
+    assert len(first) == 4
+    assert _state(child) is None  # the child of a closed video is stopped and reaped
+
+
+def test_a_decoder_crash_costs_only_that_video(decoder, plain, videos):
+    assert decoder.sandbox.wait_for_spares()  # earlier tests used children up quickly
+    cold = decoder.sandbox.stats["cold_starts"]
+    with decoder.open(plain, 10.0, ROOMY) as video:
+        os.kill(_busy_child(decoder), signal.SIGSEGV)
+        with pytest.raises(VideoError, match="crashed on this video") as info:
+            list(video)
+    assert info.value.kind == "unprocessable" and "SIGSEGV" in info.value.detail["reason"]
+    with decoder.open(videos[".avi"].read_bytes(), 1.0, ROOMY) as video:
+        assert [f.time_s for chunk in video for f in chunk] == [0.0, 1.0, 2.0]
+    assert decoder.sandbox.stats["cold_starts"] == cold  # a started child was ready
+
+
+def test_a_decoder_that_stops_answering_times_out(plain):
+    with (
+        VideoDecoder(frames_per_chunk=4, chunk_timeout_s=1.0) as decoder,
+        decoder.open(plain, 10.0, ROOMY) as video,
+    ):
+        os.kill(_busy_child(decoder), signal.SIGSTOP)  # as FFmpeg stuck in a loop looks from outside
+        with pytest.raises(VideoError, match="stopped answering") as info:
+            list(video)
+    assert info.value.kind == "timeout"
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.05], ids=["half", "head"])
+def test_a_truncated_video_is_corrupt(decoder, videos, cut):
+    data = videos[".mp4"].read_bytes()
+    with pytest.raises(VideoError) as info:
+        decoder.open(data[: int(len(data) * cut)], 1.0, ROOMY)
+    assert info.value.kind == "corrupt"
+
+
+def _busy_child(decoder: VideoDecoder) -> int:
+    (pid,) = decoder.sandbox.busy()
+    return pid
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None

@@ -3,6 +3,7 @@ test knows when each one is on screen."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,3 +59,28 @@ def scripted_video(
     finally:
         writer.release()
     return path
+
+
+def plain_video(path: Path, frames: int, fps: float = 10, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A video of `frames` flat grey frames (container from the suffix), as bytes."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*CODECS[path.suffix]), fps, size)
+    try:
+        for index in range(frames):
+            writer.write(np.full((size[1], size[0], 3), index % 256, np.uint8))
+    finally:
+        writer.release()
+    return path.read_bytes()
+
+
+def forged_avi(data: bytes, *, fps: int | None = None, frames: int | None = None) -> bytes:
+    """An AVI whose headers lie: `fps` in the stream's rate (and the main header's frame
+    period), `frames` in both frame counts. The frames themselves are untouched."""
+    forged = bytearray(data)
+    main, stream = forged.find(b"avih") + 8, forged.find(b"strh") + 8
+    if fps is not None:
+        struct.pack_into("<I", forged, main, max(1, 1_000_000 // fps))  # dwMicroSecPerFrame
+        struct.pack_into("<II", forged, stream + 20, 1, fps)  # dwScale, dwRate
+    if frames is not None:
+        struct.pack_into("<I", forged, main + 16, frames)  # dwTotalFrames
+        struct.pack_into("<I", forged, stream + 32, frames)  # dwLength
+    return bytes(forged)

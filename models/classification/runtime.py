@@ -102,11 +102,8 @@ class ImageClassifier(ImageRuntime):
             if not 1 <= k <= MAX_TOP_K:
                 raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
         results: list[Classification | ImageError] = []
-        for start in range(0, len(images), self.forward_chunk):
-            chunk = images[start : start + self.forward_chunk]
-            results.extend(
-                self._classify_chunk(self._decode_chunk(chunk), top_ks[start : start + len(chunk)])
-            )
+        for chunk in self._chunks(images):
+            results.extend(self._classify_chunk(self._decode_chunk(images[chunk]), top_ks[chunk]))
         return results
 
     def embed_many(self, images: Sequence[bytes | torch.Tensor]) -> list[np.ndarray | ImageError]:

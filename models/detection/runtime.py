@@ -115,10 +115,9 @@ class ObjectDetector(ImageRuntime):
             raise ValueError("options and annotate must be one value or one per image")
         queries = [self._query(o, fmt) for o, fmt in zip(per_image, formats, strict=True)]
         results: list[ImageDetections | ImageError] = []
-        for start in range(0, len(images), self.forward_chunk):
-            end = start + self.forward_chunk
-            slots = self._decode_chunk(images[start:end])
-            results.extend(self._detect_chunk(slots, queries[start:end], formats[start:end]))
+        for chunk in self._chunks(images):
+            slots = self._decode_chunk(images[chunk])
+            results.extend(self._detect_chunk(slots, queries[chunk], formats[chunk]))
         return results
 
     def _detect_chunk(

@@ -7,8 +7,10 @@ a patched eSpeak for each clause's terminator; Debian's libespeak-ng 1.51 lacks 
 `espeak_TextToPhonemes` call consumed. eSpeak reads one character ahead, so the consumed
 span ends with the first character of the next clause, which is skipped.
 
-eSpeak keeps global state (the selected voice, its reading position): every call holds a
-process-wide lock.
+eSpeak keeps global state (the selected voice, its reading position) and aborts its
+process on some inputs (see `espeak_input`): the service never calls it in its own
+process. `EspeakWorker` is what a sandbox child runs (models/speech/phonemizer.py drives
+it); within that child every call still holds a process-wide lock.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import ctypes.util
 import re
 import threading
 import unicodedata
+
+from .espeak_input import sanitize
 
 AUDIO_OUTPUT_SYNCHRONOUS = 0x02
 ESPEAK_INITIALIZE_DONT_EXIT = 0x8000  # return an error instead of calling exit()
@@ -123,3 +127,33 @@ def phonemize(text: str, voice: str) -> list[str]:
             appended = " "
         phonemes.extend(appended)
     return phonemes
+
+
+# Phonemised after every text: a text that leaves eSpeak's reading state behind (one
+# ending in "..") makes this come out differently ("dot" first), and that child is retired.
+CANARY = "a."
+
+
+class EspeakWorker:
+    """The object a sandbox child serves: eSpeak NG in that child's process.
+
+    After each text a canary text is phonemised and compared with its answer on a fresh
+    library: any state the text left behind shows there, consumes the leftover, and marks
+    the child for retirement (`retire`), so no later text, of this request or another, is
+    read with it."""
+
+    def __init__(self, guard: bool = True, voice: str | None = None):
+        self.guard = guard  # False only to reproduce eSpeak's own crashes (tests, fuzzing)
+        self.retire = False
+        self._espeak = Espeak.get()
+        self._canary: dict[str, list[tuple[str, str]]] = {}
+        if voice:  # load the voice's data now, while this child is a spare
+            self._canary[voice] = self._espeak.clauses(CANARY, voice)
+
+    def phonemize(self, text: str, voice: str) -> list[str]:
+        if voice not in self._canary:
+            self._canary[voice] = self._espeak.clauses(CANARY, voice)
+        phonemes = phonemize(sanitize(text) if self.guard else text, voice)
+        if self._espeak.clauses(CANARY, voice) != self._canary[voice]:
+            self.retire = True
+        return phonemes

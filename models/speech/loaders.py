@@ -70,12 +70,14 @@ class LoadedVoice:
     info: ModelInfo
 
 
-def load(source: Source, device: str | None = None, dtype: Any = None) -> LoadedVoice:
+def load(
+    source: Source, device: str | None = None, dtype: Any = None, seed: int | None = None
+) -> LoadedVoice:
     """`device` and `dtype` are the PAIS settings: onnxruntime voices pick providers from
     the device (and compute in the model's own fp32); torch voices get a placement. torch
-    is imported only for torch voices."""
+    is imported only for torch voices. `seed` fixes a Piper voice's noise (tests)."""
     if source.scheme == "packaged":
-        return _load_packaged(source, device)
+        return _load_packaged(source, device, seed)
     if source.scheme == "torchvision":
         raise SourceError(
             f"{source.uri}: torchvision has no speech models; use packaged:, hf: or a directory"
@@ -83,10 +85,10 @@ def load(source: Source, device: str | None = None, dtype: Any = None) -> Loaded
     directory = hf_directory(source)  # hf:, s3:// and local sources all end up as a directory
     manifest = read_snapshot_manifest(directory)
     if manifest is not None:
-        return _load_snapshot(directory, manifest, source, device, dtype)
+        return _load_snapshot(directory, manifest, source, device, dtype, seed)
     piper_files = _piper_files(directory)
     if piper_files:
-        voice = PiperVoice(*piper_files, device=device)
+        voice = PiperVoice(*piper_files, device=device, seed=seed)
         return LoadedVoice(voice, _piper_info(source, voice))
     config = directory / "config.json"
     if config.is_file() and json.loads(config.read_text()).get("model_type") == "vits":
@@ -115,7 +117,7 @@ def save(loaded: LoadedVoice, directory: Path) -> None:
     )
 
 
-def _load_packaged(source: Source, device: str | None) -> LoadedVoice:
+def _load_packaged(source: Source, device: str | None, seed: int | None) -> LoadedVoice:
     try:
         spec = PACKAGED[source.name]
     except KeyError:
@@ -123,7 +125,7 @@ def _load_packaged(source: Source, device: str | None) -> LoadedVoice:
             f"no packaged voice {source.name!r}; packaged voices: {', '.join(PACKAGED)}"
         ) from None
     model = package_file(spec.distribution, spec.model_path)
-    voice = PiperVoice(model, package_file(spec.distribution, spec.config_path), device=device)
+    voice = PiperVoice(model, package_file(spec.distribution, spec.config_path), device=device, seed=seed)
     info = ModelInfo(
         task=TASK,
         name=spec.name,
@@ -136,14 +138,20 @@ def _load_packaged(source: Source, device: str | None) -> LoadedVoice:
 
 
 def _load_snapshot(
-    directory: Path, manifest: dict[str, Any], source: Source, device: str | None, dtype: Any
+    directory: Path,
+    manifest: dict[str, Any],
+    source: Source,
+    device: str | None,
+    dtype: Any,
+    seed: int | None,
 ) -> LoadedVoice:
     if manifest.get("task") != TASK:
         raise SourceError(f"{source.uri}: snapshot is for task {manifest.get('task')!r}, not {TASK!r}")
     info = ModelInfo.from_dict(manifest["info"]).with_details(loaded_from=source.uri)
     files = manifest["files"]
     if manifest.get("backend") == PiperVoice.backend:
-        return LoadedVoice(PiperVoice(directory / files["model"], directory / files["config"], device), info)
+        voice = PiperVoice(directory / files["model"], directory / files["config"], device, seed=seed)
+        return LoadedVoice(voice, info)
     if manifest.get("backend") == VitsVoice.backend:
         return LoadedVoice(VitsVoice(directory / files["directory"], _placement(device, dtype)), info)
     raise SourceError(

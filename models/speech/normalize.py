@@ -111,6 +111,10 @@ MAGNITUDES = "thousand|million|billion|trillion"
 FRACTIONS = {(1, 2): "one half", (1, 4): "one quarter", (3, 4): "three quarters"}
 
 NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+# Where a number may start: not inside another one ("12345" is tried from "1" only, not
+# from each digit again: rules that fail after a number would otherwise cost the square
+# of its length).
+NUMBER_START = r"(?<!\d)(?<!\d[.,])"
 Rule = tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]
 
 
@@ -185,7 +189,7 @@ def _currency(match: re.Match[str]) -> str:
     if magnitude:  # "$1.5 million" -> "one point five million dollars"
         return f"{numbers.decimal(amount)} {magnitude} {many}"
     whole, _, fraction = amount.partition(".")
-    spoken = f"{numbers.cardinal(int(whole or 0))} {_plural(whole or '0', one, many)}"
+    spoken = f"{numbers.integer(whole or '0')} {_plural(whole or '0', one, many)}"
     if fraction and cent and int(fraction[:2].ljust(2, "0")):
         hundredths = int(fraction[:2].ljust(2, "0"))
         spoken += f" and {numbers.cardinal(hundredths)} {cent if hundredths == 1 else cents}"
@@ -214,7 +218,8 @@ def _month_day_year(match: re.Match[str]) -> str:
 
 
 def _day_month_year(match: re.Match[str]) -> str:
-    article = "" if match.string[: match.start()].lower().endswith("the ") else "the "
+    before = match.string[max(0, match.start() - 4) : match.start()]
+    article = "" if before.lower() == "the " else "the "
     spoken = f"{article}{numbers.ordinal(int(match['day']))} of {match['month']}"
     return spoken + (f", {numbers.year(int(match['year']))}" if match["year"] else "")
 
@@ -231,15 +236,30 @@ def _abbreviation(match: re.Match[str]) -> str:
 
 def _saint_or_street(match: re.Match[str]) -> str:
     # "Baker St." (after a capitalised word) is Street; "St. Louis", "in St. Louis" is Saint.
-    before = match.string[: match.start()].split()
-    if before and before[-1][:1].isupper() and before[-1][-1:].isalpha():
+    before = _previous_word(match.string, match.start())
+    if before[:1].isupper() and before[-1:].isalpha():
         return "Street" + ("." if _starts_sentence(match.string, match.end()) else "")
     return "Saint"
 
 
 def _starts_sentence(text: str, position: int) -> bool:
     """Whether a new sentence starts after `position` (or the text ends there)."""
-    return re.match(r"\s*$|\s+[\"'(]?[A-Z]", text[position:]) is not None
+    return _SENTENCE_STARTS.match(text, position) is not None
+
+
+_SENTENCE_STARTS = re.compile(r"\s*+$|\s+[\"'(]?[A-Z]")
+
+
+def _previous_word(text: str, position: int) -> str:
+    """The word before `position` (whitespace skipped), looked for without copying the
+    text before it: rules call this once per match."""
+    end = position
+    while end and text[end - 1].isspace():
+        end -= 1
+    start = end
+    while start and not text[start - 1].isspace():
+        start -= 1
+    return text[start:end]
 
 
 def _month_abbreviation(match: re.Match[str]) -> str:
@@ -265,7 +285,11 @@ def _number(match: re.Match[str]) -> str:
     text = match[0]
     if "." in text:
         return numbers.decimal(text)
-    return numbers.cardinal(int(text.replace(",", "")))
+    return numbers.integer(text.replace(",", ""))
+
+
+def _ordinal(match: re.Match[str]) -> str:
+    return numbers.ordinal(int(match[1])) if len(match[1]) <= numbers.CARDINAL_DIGITS else match[0]
 
 
 def _decade(match: re.Match[str]) -> str:
@@ -330,15 +354,15 @@ ENGLISH_RULES: list[Rule] = [
     (re.compile(rf"\b{_DAY}\s+(?:of\s+)?(?P<month>{MONTH_PATTERN})\b{_YEAR}"), _day_month_year),
     (re.compile(rf"\b(?P<hour>\d{{1,2}}):(?P<minute>\d{{2}})\b(?:\s*{_PERIOD})?", re.I), _time),
     (re.compile(rf"\b(?P<hour>\d{{1,2}})(?P<minute>)\s*{_PERIOD}", re.I), _time),
-    (re.compile(r"\b(?:[A-Za-z]\.){2,}(?:\s|$)"), _spell_out),
+    (re.compile(r"(?<![\w.])(?:[A-Za-z]\.){2,}+(?:\s|$)"), _spell_out),
     (
         re.compile(
             rf"(?P<symbol>{_CURRENCY_SYMBOL})\s?(?P<amount>{NUMBER})(?:\s(?P<magnitude>{MAGNITUDES})\b)?"
         ),
         _currency,
     ),
-    (re.compile(rf"({NUMBER})\s?%"), lambda m: f"{m[1]} percent"),
-    (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.I), lambda m: numbers.ordinal(int(m[1]))),
+    (re.compile(rf"{NUMBER_START}({NUMBER})\s?%"), lambda m: f"{m[1]} percent"),
+    (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.I), _ordinal),
     (re.compile(r"\b(1[1-9]\d0|20\d0)'?s\b"), _decade),
     (
         re.compile(
@@ -349,7 +373,7 @@ ENGLISH_RULES: list[Rule] = [
         lambda m: m["before"] + numbers.year(int(m["year"])),
     ),
     (re.compile(r"\b(1[1-9]\d\d|20\d\d)(?=\s*(?:AD|BC|BCE|CE)\b)"), lambda m: numbers.year(int(m[1]))),
-    (re.compile(rf"(?P<number>{NUMBER})\s?(?P<unit>{_UNIT_SYMBOL})(?![\w°/])"), _unit),
+    (re.compile(rf"{NUMBER_START}(?P<number>{NUMBER})\s?(?P<unit>{_UNIT_SYMBOL})(?![\w°/])"), _unit),
     (re.compile(r"(?<![\d/])(\d{1,3})/(\d{1,3})(?![\d/])"), _fraction),
     (re.compile(rf"(?<![\w.])({NUMBER})\s?-\s?(?=(?:{NUMBER}))"), lambda m: f"{m[1]} to "),
     (re.compile(rf"(?<![\w.])-(?={NUMBER})"), lambda m: "minus "),

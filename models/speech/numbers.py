@@ -32,6 +32,7 @@ TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eig
 SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 # Beyond this, numbers are read digit by digit (an account number, not a quantity).
 LARGEST_CARDINAL = 10**15 - 1
+CARDINAL_DIGITS = len(str(LARGEST_CARDINAL))
 
 IRREGULAR_ORDINALS = {
     "one": "first",
@@ -71,6 +72,15 @@ def cardinal(n: int) -> str:
     return " ".join(words)
 
 
+def integer(text: str) -> str:
+    """A written integer ("12345", "007") read as a quantity, or digit by digit when it is
+    longer than a quantity: never converted to an int whole (Python refuses to convert
+    strings over 4,300 digits, and a long one costs quadratic time)."""
+    if len(text) > CARDINAL_DIGITS:
+        return digits(text)
+    return cardinal(int(text))
+
+
 def ordinal(n: int) -> str:
     """21 -> "twenty-first"."""
     words = cardinal(n)
@@ -105,5 +115,5 @@ def digits(text: str) -> str:
 def decimal(text: str) -> str:
     """ "3.14" -> "three point one four"; "1,250.5" -> "one thousand two hundred fifty point five"."""
     whole, _, fraction = text.replace(",", "").partition(".")
-    spoken = cardinal(int(whole)) if whole else "zero"
+    spoken = integer(whole) if whole else "zero"
     return f"{spoken} point {digits(fraction)}" if fraction else spoken

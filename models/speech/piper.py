@@ -3,7 +3,8 @@
 Written from the voice's own JSON config, the way Piper uses it (Piper itself, the
 `piper-tts` package, is GPL and not a dependency):
 
-- phonemes: eSpeak NG IPA per clause with its punctuation (see `espeak.py`), mapped
+- phonemes: eSpeak NG IPA per clause with its punctuation (see `espeak.py`; eSpeak runs
+  in a sandbox child, see `phonemizer.py`), mapped
   through the config's `phoneme_map`, then to ids with `phoneme_id_map`:
   BOS "^", a pad "_" after BOS and after every phoneme, EOS "$"; unknown phonemes skipped;
 - inputs: `input` (batch, ids) int64, `input_lengths` (batch) int64, `scales` =
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import espeak
+from .phonemizer import Phonemizer
+from .text import SpeechError
 
 log = logging.getLogger("pais.speech")
 
@@ -123,7 +125,17 @@ class PiperVoice:
 
     backend = "piper-onnx"
 
-    def __init__(self, model_path: Path, config_path: Path, device: str | None = None):
+    def __init__(
+        self,
+        model_path: Path,
+        config_path: Path,
+        device: str | None = None,
+        phonemizer: Phonemizer | None = None,
+        seed: int | None = None,
+    ):
+        """`seed` makes the voice's noise reproducible: its random ops (VITS samples noise
+        for durations and audio) draw the same sequence, call after call, as any session
+        built with that seed. onnxruntime's seed is process-wide; tests and demos use it."""
         import onnxruntime
 
         self.model_path = model_path
@@ -135,6 +147,8 @@ class PiperVoice:
         providers = onnx_providers(device)
         model = model_path.read_bytes()
         self.hop_length: int | None = None
+        if seed is not None:
+            onnxruntime.set_seed(seed)  # read when the session builds its random kernels
         try:
             self.session = onnxruntime.InferenceSession(
                 _with_extra_output(model, FRAME_COUNT_TENSOR), options, providers=providers
@@ -144,10 +158,13 @@ class PiperVoice:
             log.warning(
                 "%s: no per-item frame counts (%s); synthesising one sentence per call", model_path, exc
             )
+            if seed is not None:
+                onnxruntime.set_seed(seed)
             self.session = onnxruntime.InferenceSession(model, options, providers=providers)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.providers = self.session.get_providers()
-        espeak.phonemize("test", self.config.espeak_voice)  # fail at load, not at the first request
+        self.phonemizer = phonemizer or Phonemizer(self.config.espeak_voice)
+        self.phonemizer.phonemize("test", self.config.espeak_voice)  # fail at load, not at the first request
 
     @property
     def batchable(self) -> bool:
@@ -158,11 +175,23 @@ class PiperVoice:
         return f"onnxruntime {provider}, fp32"
 
     def ids(self, sentence: str) -> list[int]:
-        """Phoneme ids of one sentence, Piper's way; [] when nothing in it maps to a phoneme."""
+        """Phoneme ids of one sentence, Piper's way; [] when nothing in it maps to a phoneme.
+        Raises SpeechError when the phonemiser crashed or hung on it."""
+        (ids,) = self.ids_many([sentence])
+        if isinstance(ids, SpeechError):
+            raise ids
+        return ids
+
+    def ids_many(self, sentences: list[str]) -> list[list[int] | SpeechError]:
+        """`ids` of each sentence, or the SpeechError of one the phonemiser failed on."""
+        phonemes = self.phonemizer.phonemize_many(sentences, self.config.espeak_voice)
+        return [p if isinstance(p, SpeechError) else self._to_ids(p) for p in phonemes]
+
+    def _to_ids(self, phonemes: list[str]) -> list[int]:
         id_map, phoneme_map = self.config.phoneme_id_map, self.config.phoneme_map
         ids = [*id_map[BOS], *id_map[PAD]]
         spoken = 0
-        for phoneme in espeak.phonemize(sentence, self.config.espeak_voice):
+        for phoneme in phonemes:
             for mapped in phoneme_map.get(phoneme, [phoneme]):
                 if mapped in id_map:
                     ids.extend(id_map[mapped])
@@ -216,6 +245,9 @@ class PiperVoice:
         if remainder or hop < 1:
             raise ValueError(f"audio of {audio.shape[-1]} samples is not {frames.max()} frames")
         return hop
+
+    def close(self) -> None:
+        self.phonemizer.close()
 
     def save(self, directory: Path) -> dict[str, str]:
         """Copy the voice files into `directory`; returns the manifest entry naming them."""

@@ -22,6 +22,11 @@ from .text import SpeechError
 
 # A sentence joins a batch only if it is at least this share of the batch's longest one.
 MIN_FILL = 0.7
+# Most phoneme ids one sentence may have. A 400-character English sentence has up to ~900;
+# letters eSpeak reads by name ("Oriya letter ...") made 5,185 of 400 characters, which
+# took 76 s and 3.2 GB to synthesise on the CPU (2,000 ids: 25 s, 1.5 GB): refused, before
+# the voice runs.
+MAX_SENTENCE_IDS = 1500
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,15 @@ class Speech:
 class SpeechSynthesizer:
     task = loaders.TASK
 
-    def __init__(self, loaded: loaders.LoadedVoice, max_batch_size: int = 32, max_batch_ids: int = 6000):
+    def __init__(
+        self,
+        loaded: loaders.LoadedVoice,
+        max_batch_size: int = 32,
+        max_batch_ids: int = 6000,
+        max_sentence_ids: int = MAX_SENTENCE_IDS,
+    ):
         self._loaded = loaded
+        self.max_sentence_ids = max_sentence_ids
         self.voice = loaded.voice
         self.sample_rate = loaded.voice.sample_rate
         self.language = loaded.voice.language
@@ -66,10 +78,12 @@ class SpeechSynthesizer:
         device: str | None = None,
         dtype: Any = None,
         max_batch_size: int = 32,
+        seed: int | None = None,
     ) -> SpeechSynthesizer:
-        """Load from a source URI ("default" is the catalog's offline default)."""
+        """Load from a source URI ("default" is the offline default voice). `seed` makes a
+        Piper voice's noise reproducible (tests)."""
         uri = DEFAULT_SOURCE if source == "default" else source
-        return cls(loaders.load(parse_source(uri), device, dtype), max_batch_size=max_batch_size)
+        return cls(loaders.load(parse_source(uri), device, dtype, seed), max_batch_size=max_batch_size)
 
     @property
     def name(self) -> str:
@@ -84,6 +98,10 @@ class SpeechSynthesizer:
         the voice's sample rate, or a SpeechError, in order."""
         results = self.synthesize_sentences([item.text for item in items], [item.speed for item in items])
         return [result if isinstance(result, SpeechError) else audio.to_pcm16(result) for result in results]
+
+    def close(self) -> None:
+        """Stop the voice's helper processes (the phonemiser's sandbox)."""
+        self.voice.close()
 
     def save(self, directory: str | Path) -> None:
         """Write a self-contained snapshot; `SpeechSynthesizer.load(directory)` reads it back."""
@@ -109,29 +127,47 @@ class SpeechSynthesizer:
         self, sentences: Sequence[str], speed: float | Sequence[float] = 1.0
     ) -> list[Any]:
         """The service's entry point: float audio (numpy) or SpeechError per sentence, in
-        order, so one unspeakable sentence never fails the rest of a batch. Sentences of
-        one speed run as batches of similar length."""
+        order, so one unspeakable sentence never fails the rest of a batch (nor one the
+        phonemiser crashed or hung on: unprocessable, timeout; nor one over
+        max_sentence_ids: too_large). Sentences of one speed run as batches of similar
+        length."""
         speeds = [speed] * len(sentences) if isinstance(speed, int | float) else list(speed)
         if len(speeds) != len(sentences):
             raise ValueError("speed must be a number or one value per sentence")
         for value in speeds:
             if not MIN_SPEED <= value <= MAX_SPEED:
                 raise ValueError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {value}")
-        results: list[Any] = [None] * len(sentences)
+        results: list[Any] = self.phoneme_ids(sentences)
         by_speed: defaultdict[float, list[tuple[int, list[int]]]] = defaultdict(list)
-        for index, sentence in enumerate(sentences):
-            ids = self.voice.ids(sentence)
-            if ids:
+        for index, ids in enumerate(results):
+            if not isinstance(ids, SpeechError):
                 by_speed[float(speeds[index])].append((index, ids))
-            else:
-                results[index] = SpeechError(
-                    "unspeakable", f"nothing in {sentence[:60]!r} maps to a sound of voice {self.name}"
-                )
         for value, items in by_speed.items():
             for chunk in self._chunks(items):
                 generated = self.voice.generate([ids for _, ids in chunk], value)
                 for (index, _), samples in zip(chunk, generated, strict=True):
                     results[index] = samples
+        return results
+
+    def phoneme_ids(self, sentences: Sequence[str]) -> list[list[int] | SpeechError]:
+        """What the voice would be given for each sentence, or the SpeechError that keeps
+        it from the voice: unprocessable or timeout (the phonemiser crashed or hung on it),
+        too_large (over max_sentence_ids), unspeakable (no sound of this voice)."""
+        results: list[list[int] | SpeechError] = []
+        for sentence, ids in zip(sentences, self.voice.ids_many(list(sentences)), strict=True):
+            if isinstance(ids, SpeechError):
+                pass
+            elif len(ids) > self.max_sentence_ids:
+                ids = SpeechError(
+                    "too_large",
+                    f"the sentence {sentence[:60]!r} reads as {len(ids)} phoneme ids (letters or "
+                    f"symbols read by name); at most {self.max_sentence_ids} per sentence",
+                )
+            elif not ids:
+                ids = SpeechError(
+                    "unspeakable", f"nothing in {sentence[:60]!r} maps to a sound of voice {self.name}"
+                )
+            results.append(ids)
         return results
 
     def _chunks(self, items: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:

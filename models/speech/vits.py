@@ -49,6 +49,15 @@ class VitsVoice:
         pad = self.tokenizer.pad_token_id
         return ids if any(i != pad for i in ids) else []
 
+    def ids_many(self, sentences: list[str]) -> list[list[int]]:
+        # A character vocabulary in Python: no native code to contain. (A tokenizer with
+        # `phonemize` calls eSpeak in this process through the `phonemizer` package; none of
+        # the served voices does, and that package is not installed.)
+        return [self.ids(sentence) for sentence in sentences]
+
+    def close(self) -> None:
+        pass
+
     def generate(self, batch: list[list[int]], speed: float) -> list[np.ndarray]:
         torch = self._torch
         longest = max(len(ids) for ids in batch)

@@ -8,7 +8,13 @@ a pipeline. Many sentences can be in flight at once (each stage works on a diffe
 one), which is where the throughput comes from. A small pool per pair adds pipelines
 when callers overlap. A pipeline that exits is replaced; one that stops answering for
 `timeout_s` while work is pending is killed and replaced; a batch caught in either is
-retried once on a fresh pipeline.
+retried once on a fresh pipeline. The replacement starts as soon as a pipeline dies, not
+when the next request comes, so that request finds it loaded.
+
+Each stage is its own process fed only through the pipe: a stage that crashes or hangs
+on some text costs the sentences in flight in that pipeline (retried elsewhere), never the
+service; and a stage keeps no state from one NUL-terminated input to the next that its
+answer depends on (tests/test_translation_apertium.py checks both).
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ErrorKind
 from ..info import ModelInfo
 from ..sources import SourceError
 from . import apertium_format
@@ -93,7 +100,13 @@ def pipeline_command(mode: Mode) -> str:
 
 
 class PipelineDied(EngineError):
-    pass
+    """A pipeline that died under a batch. `kind` says how, as the ItemError kind of the
+    text that did it once a retry has shown it is the text: timeout (no answer), or
+    unprocessable (a stage crashed or answered out of step)."""
+
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.UNPROCESSABLE):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _utf8_environment() -> dict[str, str]:
@@ -105,8 +118,15 @@ class Pipeline:
     """One running pipeline. Thread-safe: callers' sentences are written in order by a
     writer thread and answers matched back in order by a reader thread."""
 
-    def __init__(self, mode: Mode, command: str, show_unknown: bool = False):
+    def __init__(
+        self,
+        mode: Mode,
+        command: str,
+        show_unknown: bool = False,
+        on_death: Callable[[], None] | None = None,
+    ):
         self.mode = mode
+        self._on_death = on_death  # the pool starts a replacement at once
         # $1 is the generator's option: -n drops apertium's unknown-word marks (*, #, @),
         # -g keeps them. $2 (tagger options) stays empty.
         generator = "-g" if show_unknown else "-n"
@@ -124,6 +144,7 @@ class Pipeline:
         self._next_tag = 0
         self._stderr: deque[str] = deque(maxlen=20)
         self.dead_reason: str | None = None
+        self.dead_kind = ErrorKind.ENGINE
         self.last_progress = time.monotonic()
         for target in (self._write_loop, self._read_loop, self._stderr_loop):
             threading.Thread(target=target, daemon=True, name=f"apertium-{mode.name}").start()
@@ -145,7 +166,7 @@ class Pipeline:
         """Queue sentences; each future resolves to the raw framed answer."""
         with self._lock:
             if self.dead_reason:
-                raise PipelineDied(self.dead_reason)
+                raise PipelineDied(self.dead_reason, self.dead_kind)
             if not self._pending:
                 self.last_progress = time.monotonic()
             jobs = []
@@ -179,12 +200,14 @@ class Pipeline:
                 # Stuck means: work pending and no answer for timeout_s (a long batch that
                 # keeps answering is not stuck).
                 if time.monotonic() - self.last_progress > timeout_s:
-                    self.kill(f"no answer for {timeout_s:g} s")
+                    self.kill(f"no answer for {timeout_s:g} s", ErrorKind.TIMEOUT)
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, kind: ErrorKind = ErrorKind.UNPROCESSABLE) -> None:
         with self._lock:
-            if self.dead_reason is None:
+            first = self.dead_reason is None
+            if first:
                 self.dead_reason = f"apertium {self.mode.name} pipeline {reason}"
+                self.dead_kind = kind
                 if reason != "closed":
                     log.warning("%s; it will be replaced", self.dead_reason)
             pending = list(self._pending)
@@ -194,7 +217,9 @@ class Pipeline:
             os.killpg(self._process.pid, signal.SIGKILL)
         for _, future in pending:
             if not future.done():
-                future.set_exception(PipelineDied(self.dead_reason or reason))
+                future.set_exception(PipelineDied(self.dead_reason or reason, self.dead_kind))
+        if first and reason != "closed" and self._on_death is not None:
+            self._on_death()
 
     def close(self) -> None:
         self.kill("closed")
@@ -248,8 +273,9 @@ class PipelinePool:
         self.show_unknown = show_unknown
         self._command = pipeline_command(mode)
         self._lock = threading.Lock()
-        self._pipelines: list[Pipeline] = [self._start()]
+        self._closed = False
         self.restarts = 0
+        self._pipelines: list[Pipeline] = [self._start()]
 
     @property
     def pipelines(self) -> list[Pipeline]:
@@ -257,14 +283,20 @@ class PipelinePool:
             return list(self._pipelines)
 
     def _start(self) -> Pipeline:
-        return Pipeline(self.mode, self._command, self.show_unknown)
+        return Pipeline(self.mode, self._command, self.show_unknown, on_death=self._replace_dead)
 
-    def _pick(self) -> Pipeline:
+    def _replace_dead(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             for i, pipeline in enumerate(self._pipelines):
                 if not pipeline.alive:
                     self._pipelines[i] = self._start()
                     self.restarts += 1
+
+    def _pick(self) -> Pipeline:
+        self._replace_dead()  # normally done already, when the pipeline died
+        with self._lock:
             idle = [p for p in self._pipelines if p.in_flight == 0]
             if not idle and len(self._pipelines) < self.size:
                 self._pipelines.append(self._start())
@@ -310,13 +342,14 @@ class PipelinePool:
             try:
                 return self._pick().translate(sentences, self.timeout_s)
             except PipelineDied as second:
-                raise EngineError(str(second)) from second
+                raise PipelineDied(str(second), second.kind) from second
 
     def close(self) -> None:
         with self._lock:
-            for pipeline in self._pipelines:
-                pipeline.close()
-            self._pipelines = []
+            self._closed = True
+            pipelines, self._pipelines = self._pipelines, []
+        for pipeline in pipelines:
+            pipeline.close()
 
 
 def _dpkg_version(package: str) -> str | None:

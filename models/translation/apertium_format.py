@@ -8,6 +8,12 @@ how characters that some stage would otherwise eat are protected: `~` (the
 post-generation mark), an apostrophe opening a quotation (the English analyser reads
 `'s` in `'single'` as a clitic), tabs and runs of spaces, control characters.
 
+Apertium's time is quadratic in the length of a word: a 1000-character "x.x.x..." took
+1.1 s, 2000 characters 6.6 s (ordinary text runs at ~40,000 characters a second). Runs of
+more than MAX_WORD_CHARS non-space characters are cut with an empty superblank `[]`, a
+word boundary for the analyser that leaves nothing in the output: such a run is then
+translated piece by piece, in linear time (8,000 characters of "x." in 0.1 s).
+
 Each sentence is framed as `<escaped text>.[<tag>]\\0`. Like apertium's own deformatter,
 a period is added so the tagger and transfer rules always see a sentence end (analysis
 also needs one character of look-ahead at the end of a flush); the superblank `[<tag>]`
@@ -18,7 +24,11 @@ from __future__ import annotations
 
 import re
 
+from .segment import valid_unicode
+
 RESERVED = frozenset("\\^$/<>@*#[]{}")
+MAX_WORD_CHARS = 64
+_LONG_WORD = re.compile(rf"\S{{{MAX_WORD_CHARS}}}(?=\S)")
 # Protected as superblanks: runs of whitespace other than one space, `~`, an apostrophe
 # at the start of a word, control characters. NUL is the frame delimiter and is dropped.
 _PROTECT = re.compile(r"[^\S ]|\s{2,}|~|(?<!\w)'(?=\w)|[\x01-\x08\x0b-\x1f\x7f-\x9f]+")
@@ -34,7 +44,16 @@ def _escape_chars(text: str) -> str:
 
 def escape(sentence: str) -> str:
     """Plain text -> stream format (without the frame)."""
-    sentence = sentence.replace("\0", "")
+    sentence = valid_unicode(sentence.replace("\0", ""))
+    pieces, last = [], 0
+    for match in _LONG_WORD.finditer(sentence):
+        pieces.append(sentence[last : match.end()])
+        last = match.end()
+    pieces.append(sentence[last:])
+    return "[]".join(_escape_piece(piece) for piece in pieces)
+
+
+def _escape_piece(sentence: str) -> str:
     out: list[str] = []
     last = 0
     for match in _PROTECT.finditer(sentence):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ItemError
+from ..errors import ErrorKind, ItemError
 from ..info import ModelInfo
 from ..sources import SourceError, parse_source, read_snapshot_manifest, write_snapshot_manifest
 from . import DEFAULT_SOURCE, languages
@@ -35,16 +35,18 @@ from .schema import (
     Translation,
     TranslationRequest,
 )
-from .segment import split_text
+from .segment import split_text, valid_unicode
 
 TASK = "translation"
 AUTO = "auto"
 _PAIR_PREFIX = re.compile(r"^([a-z]{2})-([a-z]{2})=(.+)$")
+Slot = tuple[int, int, int]  # (request, text, sentence) of one sentence in a batch
 
 
 class TranslationError(ItemError):
     """A request the translator cannot serve. kind: unknown_language, unsupported_pair,
-    undetectable (client errors) or engine (the engine failed)."""
+    undetectable (client errors), timeout or unprocessable (a text that hung or crashed an
+    apertium pipeline, twice) or engine (the engine failed)."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ class Translator:
         """The service's entry point: one result or TranslationError per request, so one
         bad request never fails the others of its batch. Sentences of all requests that
         take the same hop go to their engine in one call."""
+        requests = [replace(r, texts=[valid_unicode(t) for t in r.texts]) for r in requests]
         results: list[Translation | TranslationError | None] = [None] * len(requests)
         plans: list[tuple[int, list[Hop], Detection | None, str]] = []
         for i, request in enumerate(requests):
@@ -226,7 +229,7 @@ class Translator:
         sentences = {i: [list(s.segments) for s in splits[i]] for i, *_ in plans}
         depth = max((len(route) for _, route, _, _ in plans), default=0)
         for step in range(depth):
-            groups: dict[Pair, list[tuple[int, int, int]]] = {}
+            groups: dict[Pair, list[Slot]] = {}
             for i, route, _, _ in plans:
                 if step >= len(route) or isinstance(results[i], TranslationError):
                     continue
@@ -235,16 +238,10 @@ class Translator:
                     slots.extend((i, t, k) for k in range(len(segments)))
             for pair, slots in groups.items():
                 hop = self.router.direct[pair]
-                batch = [sentences[i][t][k] for i, t, k in slots]
-                try:
-                    translated = hop.engine.translate(batch, *pair) if batch else []
-                except EngineError as error:
-                    for i in {i for i, _, _ in slots}:
-                        results[i] = TranslationError(
-                            "engine", f"{hop.model} failed: {error}", {"model": hop.model}
-                        )
-                    continue
-                for (i, t, k), text in zip(slots, translated, strict=True):
+                translated, failed = self._translate_hop(hop, pair, slots, sentences)
+                for i, error in failed.items():
+                    results[i] = error
+                for (i, t, k), text in translated.items():
                     sentences[i][t][k] = text
         for i, route, detection, source in plans:
             if results[i] is not None:
@@ -259,6 +256,33 @@ class Translator:
                 detection=DetectedLanguage(detection.language, detection.confidence) if detection else None,
             )
         return results  # type: ignore[return-value]
+
+    def _translate_hop(
+        self, hop: Hop, pair: Pair, slots: list[Slot], sentences: dict[int, list[list[str]]]
+    ) -> tuple[dict[Slot, str], dict[int, TranslationError]]:
+        """The sentences of every request on one hop in one engine call: (translation per
+        slot, error per request). When that call fails (an apertium pipeline crashed or hung
+        on some input, twice), each request is tried alone, so that only the request whose
+        text breaks the engine gets the error."""
+
+        def translate(own: list[Slot]) -> dict[Slot, str]:
+            batch = [sentences[i][t][k] for i, t, k in own]
+            return dict(zip(own, hop.engine.translate(batch, *pair) if batch else [], strict=True))
+
+        try:
+            return translate(slots), {}
+        except EngineError as error:
+            requests = sorted({i for i, _, _ in slots})
+            if len(requests) == 1:
+                return {}, {requests[0]: _engine_error(hop, error)}
+        translated: dict[Slot, str] = {}
+        failed: dict[int, TranslationError] = {}
+        for request in requests:
+            try:
+                translated.update(translate([slot for slot in slots if slot[0] == request]))
+            except EngineError as error:
+                failed[request] = _engine_error(hop, error)
+        return translated, failed
 
     def _source_of(self, request: TranslationRequest) -> tuple[str, Detection | None]:
         if request.source != AUTO:
@@ -318,6 +342,13 @@ class Translator:
     def close(self) -> None:
         for engine in self.engines:
             engine.close()
+
+
+def _engine_error(hop: Hop, error: EngineError) -> TranslationError:
+    # apertium says how a text broke it (timeout, unprocessable) once a retry on a fresh
+    # pipeline failed the same way; other engines' failures are their own (engine)
+    kind = getattr(error, "kind", ErrorKind.ENGINE)
+    return TranslationError(kind, f"{hop.model} failed: {error}", {"model": hop.model})
 
 
 def _summarise(pairs: list[str], source: str, limit: int = 60) -> str:

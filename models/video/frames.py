@@ -4,7 +4,12 @@ Frames are read in order with `grab()` (decode only) and converted (`retrieve()`
 when sampled: seeking is unreliable across codecs and keyframe spacing, sequential reading
 is not. A frame's time is its index over the stream's frame rate. Limits are checked from
 the container's metadata before decoding, and again while decoding, since metadata can
-be missing or wrong.
+be missing or wrong: a header that claims 10,000 frames a second makes each decoded frame
+count for 0.1 ms of the duration limit, so frames decoded (not only sampled) and the time
+spent decoding are bounded too.
+
+FFmpeg parses and decodes untrusted bytes: the service runs this in a sandbox child
+(`decoder.py`), never in its own process.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,6 +27,11 @@ import numpy as np
 from .errors import VideoError
 
 JPEG_QUALITY = 90
+# Frame rates above this are not a camera's: a forged header, refused before decoding.
+MAX_FPS = 1000.0
+# Frames decoded per second of allowed duration when no bound is given: 120 covers
+# 60 frames/s video with room to spare.
+DECODED_FRAMES_PER_SECOND = 120
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,15 @@ class Limits:
     max_duration_s: float
     max_frames: int  # frames sampled
     max_pixels: int  # per frame
+    max_decoded_frames: int | None = None  # default: max_duration_s x DECODED_FRAMES_PER_SECOND
+    timeout_s: float | None = None  # time spent decoding the whole video (not holding its frames)
+    max_fps: float = MAX_FPS
+
+    @property
+    def decoded_frames(self) -> int:
+        if self.max_decoded_frames is not None:
+            return self.max_decoded_frames
+        return math.ceil(self.max_duration_s * DECODED_FRAMES_PER_SECOND)
 
 
 @dataclass(frozen=True)
@@ -47,12 +67,16 @@ class SampledFrame:
 
 class VideoFile:
     """A video's bytes opened with OpenCV (which reads from a path: the bytes go to a
-    temporary file, removed on close)."""
+    temporary file, removed on close), or a video file already on disk (`path`, left as
+    it is)."""
 
-    def __init__(self, data: bytes):
-        handle, self._path = tempfile.mkstemp(prefix="pais-video-")
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
+    def __init__(self, data: bytes | None = None, *, path: str | None = None):
+        self._owned = path is None
+        if path is None:
+            handle, path = tempfile.mkstemp(prefix="pais-video-")
+            with os.fdopen(handle, "wb") as file:
+                file.write(data or b"")
+        self._path = path
         self.frames_read: int | None = None  # known once `sample` has read to the end
         self._capture = cv2.VideoCapture(self._path, cv2.CAP_FFMPEG)
         if not self._capture.isOpened():
@@ -65,6 +89,7 @@ class VideoFile:
             self.close()
             raise VideoError("corrupt", "the video has no frame rate: its stream data is damaged")
         count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(count) if count and count > 0 and math.isfinite(count) else None
         self.info = VideoInfo(
             fps=fps,
             width=int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
@@ -82,12 +107,20 @@ class VideoFile:
         if getattr(self, "_capture", None) is not None:
             self._capture.release()
             self._capture = None
-        if os.path.exists(self._path):
+        if self._owned and os.path.exists(self._path):
             os.unlink(self._path)
 
     def check(self, sample_fps: float, limits: Limits) -> None:
         """Refuse from the metadata what would cross a limit."""
         info = self.info
+        if info.fps > limits.max_fps:
+            raise VideoError(
+                "too_large",
+                f"the video says it has {info.fps:g} frames per second; at most {limits.max_fps:g} "
+                "are decoded (a header that claims more is not a camera's)",
+            )
+        if self.frame_count is not None and self.frame_count > limits.decoded_frames:
+            raise VideoError("too_large", _decoded_message(self.frame_count, limits.decoded_frames))
         if info.width * info.height > limits.max_pixels:
             raise VideoError(
                 "too_large",
@@ -108,8 +141,16 @@ class VideoFile:
         after its time (never the same frame twice when sample_fps exceeds the frame rate)."""
         self.check(sample_fps, limits)
         fps = self.info.fps
+        # Time spent decoding, not the time the caller holds each frame (inference).
+        spent, resumed = 0.0, time.monotonic()
         index, sampled, slot = 0, 0, 0  # slot k is due at time k / sample_fps
         while self._capture.grab():
+            if index >= limits.decoded_frames:
+                raise VideoError("too_large", _decoded_message(index + 1, limits.decoded_frames))
+            if limits.timeout_s is not None and spent + time.monotonic() - resumed > limits.timeout_s:
+                raise VideoError(
+                    "timeout", f"decoding took longer than {limits.timeout_s:g} s; send a shorter video"
+                )
             time_s = index / fps
             if time_s > limits.max_duration_s:
                 raise VideoError(
@@ -122,7 +163,9 @@ class VideoFile:
                 sampled += 1
                 if sampled > limits.max_frames:
                     raise VideoError("too_large", _frames_message(sampled, limits.max_frames, sample_fps))
+                spent += time.monotonic() - resumed
                 yield SampledFrame(time_s, index, frame)
+                resumed = time.monotonic()
                 slot = math.floor(time_s * sample_fps + 1e-9) + 1
             index += 1
         if index == 0:
@@ -141,6 +184,10 @@ def encode_jpeg(frame: SampledFrame) -> bytes:
     if not ok:
         raise VideoError("corrupt", f"frame {frame.index} could not be re-encoded")
     return buffer.tobytes()
+
+
+def _decoded_message(frames: int, limit: int) -> str:
+    return f"the video has {frames} frames or more to decode; at most {limit} are decoded per video"
 
 
 def _frames_message(frames: int, limit: int, sample_fps: float) -> str:

@@ -1,16 +1,16 @@
 """Video analysis: POST /analyze_video.
 
-A task with no model of its own: frames are decoded here (OpenCV, in a worker thread,
-never on the event loop) and sent in chunks through the detection and classification
-runners that serve image requests, so frames of several videos and single images share
-batches. While one chunk is analysed the next is decoded; a video has at most
-CHUNKS_AHEAD chunks in flight, which also bounds its memory.
+A task with no model of its own: frames are decoded in a sandbox child process (OpenCV;
+models/video/decoder.py), pulled by a worker thread, never on the event loop, and sent in
+chunks through the detection and classification runners that serve image requests, so
+frames of several videos and single images share batches. While one chunk is analysed the
+next is decoded; a video has at most CHUNKS_AHEAD chunks in flight, which also bounds its
+memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -122,30 +122,35 @@ async def analyze_video(ctx: Context, request: AnalyzeVideoRequest) -> VideoAnal
 
 
 class _Decoder:
-    """A video's sampled frames as JPEG chunks, read in a worker thread."""
+    """A video's sampled frames as JPEG chunks, decoded in a sandbox child process (FFmpeg
+    on untrusted input: a crash or a hang costs this video only); pulled from a thread."""
+
+    _shared: Any = None  # one VideoDecoder per entry worker: it keeps a child started
 
     def __init__(self, data: bytes, sample_fps: float, ctx: Context):
-        from models.video.frames import Limits, VideoFile
+        from models.video.decoder import VideoDecoder
+        from models.video.frames import Limits
 
+        if _Decoder._shared is None:
+            _Decoder._shared = VideoDecoder(frames_per_chunk=FRAMES_PER_CHUNK)
         section = ctx.section
-        self._video = VideoFile(data)
+        limits = Limits(
+            section.max_duration_s,
+            section.max_frames,
+            ctx.settings.max_image_pixels,
+            timeout_s=ctx.remaining_s(),  # decoding stops with the request's deadline
+        )
+        self._video = _Decoder._shared.open(data, sample_fps, limits)
         self.info = self._video.info
-        limits = Limits(section.max_duration_s, section.max_frames, ctx.settings.max_image_pixels)
-        self._frames: Iterator[Any] = self._video.sample(sample_fps, limits)
+        self._chunks = iter(self._video)
 
     @property
     def duration_s(self) -> float | None:
         return self._video.duration_s
 
     def next_chunk(self) -> Chunk:
-        from models.video.frames import encode_jpeg
-
-        chunk: Chunk = []
-        for frame in self._frames:
-            chunk.append((frame.time_s, encode_jpeg(frame)))
-            if len(chunk) == FRAMES_PER_CHUNK:
-                break
-        return chunk
+        chunk = next(self._chunks, [])
+        return [(frame.time_s, frame.jpeg) for frame in chunk]
 
     def close(self) -> None:
         self._video.close()
