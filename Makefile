@@ -73,6 +73,14 @@ BENCHMARKS := $(filter-out common __init__,$(basename $(notdir $(wildcard benchm
 bench: setup models
 	@for name in $(BENCHMARKS); do echo "== benchmarks.$$name"; $(PY) -m benchmarks.$$name || exit 1; done
 
+# GPU readiness (benchmarks/gpu.py): each model's raw throughput next to the service's over
+# HTTP with PAIS_DEVICE=cuda, GPU memory per service and where the workers landed, in one run
+# of at most 8 minutes; JSON to PAIS_BENCH_OUT. PAIS_BENCH_SMOKE=1 runs it on the CPU with tiny
+# counts. It installs nothing (no setup/models prerequisite): on a lent machine, PY=python3.
+.PHONY: bench-gpu
+bench-gpu:
+	$(PY) -m benchmarks.gpu --require-gpu
+
 # VARIANT=gpu (CUDA base image, the default) or cpu (CPU-only torch, smaller image).
 VARIANT ?= gpu
 BENTOFILE := $(if $(filter cpu,$(VARIANT)),bentofile.cpu.yaml,bentofile.yaml)
