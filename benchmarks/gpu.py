@@ -41,18 +41,22 @@ On a lent GPU machine (the device tool, /work/.library/device/README.md): its py
 3.12 with torch, torchvision, transformers, sentencepiece, onnxruntime (CPU build) and
 more, but not bentoml; .venv (Python 3.11, made here) does not travel. So:
 
-1. here, once: `echo /.whl/ >> .git/info/exclude` and
+1. here, once: `mkdir -p .git/info && echo /.whl/ >> .git/info/exclude` and
    `.venv/bin/python -m benchmarks.gpu --download-wheels .whl`, which runs the README's
    `pip download --no-deps --only-binary=:all: --python-version 3.12 ...` for BentoML and
-   each of its dependencies that the machine lacks, at the versions .venv pins (~11 MB);
-2. one `run` with carry [".whl"], timeout_s 600 (the script's own budget ends it by ~8
-   minutes; the device time left must cover the machine's start too), and the command
+   each of its dependencies that the machine lacks (CARRY), at the versions .venv has
+   (36 wheels, 8 MiB). With them, `import service.gateway` and `python -m bentoml` were
+   checked on a Python 3.12 with only the packages the lent image lists;
+2. one `run` (any kind; compare figures only with others from the same kind) with carry
+   [".whl"], timeout_s 600 (the script's own budget ends it by ~8 minutes; the device
+   time left must also cover the machine's start), and the command
    `python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade
    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit;
    export PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 PAIS_BENCH_OUT=$OUT/bench-gpu.json;
-   set -o pipefail; (make bench-gpu PY=python3 || python3 -m benchmarks.gpu --require-gpu)
-   2>&1 | tee $OUT/bench-gpu.log`, then give_back. The JSON and the log come back under
-   files_at; the log ends with the summary table.
+   set -o pipefail; if command -v make >/dev/null; then make bench-gpu PY=python3;
+   else python3 -m benchmarks.gpu --require-gpu; fi 2>&1 | tee $OUT/bench-gpu.log`,
+   then give_back. The JSON and the log come back under files_at; the log ends with the
+   summary table.
    The model store (.bentoml, ~200 MB), the weight packages and lingua (96 MB) do not fit
    the 64 MiB that travels: there the script uses the random-weight stand-ins, serves
    speech with a VITS stand-in (onnxruntime there has no CUDA provider and eSpeak NG is
@@ -397,7 +401,7 @@ def lingua_shim_needed() -> bool:
 # --- raw throughput ----------------------------------------------------------------------------
 
 
-def test_images() -> list[bytes]:
+def sample_images() -> list[bytes]:
     """640x480 JPEGs of three scikit-image photos."""
     from PIL import Image
 
@@ -462,18 +466,21 @@ def counted(model: Model, runtime: Any, results: list[Any]) -> float:
 
 
 class TokenCounter:
-    """Counts the positions a seq2seq engine's generate() returns (output tokens, the
-    decoder's start token and any padding after an early end included)."""
+    """Counts the tokens a seq2seq engine's generate() produces (end-of-sentence included;
+    the decoder's start token and the padding after an early end not)."""
 
     def __init__(self, runtime: Any):
         self.tokens = 0
         self.engines = [e for e in getattr(runtime, "engines", []) if hasattr(e, "model")]
         for engine in self.engines:
             original = engine.model.generate
+            pad = engine.model.config.pad_token_id
 
-            def generate(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            def generate(
+                *args: Any, _original: Callable[..., Any] = original, _pad: int = pad, **kwargs: Any
+            ) -> Any:
                 out = _original(*args, **kwargs)
-                self.tokens += int(out.shape[0]) * max(0, int(out.shape[1]) - 1)
+                self.tokens += int((out[:, 1:] != _pad).sum())
                 return out
 
             engine.model.generate = generate
@@ -868,7 +875,7 @@ def run(bench: Bench) -> None:
             "source=auto is not measured"
         )
         bench.report["machine"]["lingua"] = "stand-in (benchmarks/gpu_kit/shims): no language identification"
-    images = test_images()
+    images = sample_images()
     models = models_to_bench(bench)
     for model in models:
         bench.report["models"][model.key] = model.result
