@@ -42,7 +42,7 @@ class Placement:
 
     def describe(self) -> str:
         layout = ", channels_last" if self.channels_last else ""
-        return f"{self.device.type} {str(self.dtype).removeprefix('torch.')}{layout}"
+        return f"{self.device} {str(self.dtype).removeprefix('torch.')}{layout}"  # cuda:1, not cuda
 
 
 def choose_placement(

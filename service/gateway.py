@@ -23,7 +23,7 @@ from .context import Served
 from .errors import RequestError
 from .http_io import send_error
 from .middleware import ApiKeyMiddleware, ConcurrencyLimitMiddleware
-from .model_service import model_service
+from .model_service import ENTRY_SERVICE, model_service, worker_device
 from .model_store import load_task_runtime
 from .openapi import ModelsAnswer, document
 from .playground import playground_routes
@@ -97,7 +97,9 @@ def load_inline(task: Any, settings: Settings) -> Any:
     """An entry-served runtime, with torch held to one intra-op thread: these models are
     light, and idle intra-op threads spinning on this worker's cores cost every request
     here more than they win (a /recommend went from 1.7 to 17 ms in-process with two)."""
-    runtime = load_task_runtime(task, settings)
+    # each entry worker takes the GPUs in turn, as model-service workers do
+    device = worker_device(settings.device, bentoml.server_context.worker_index or 1)
+    runtime = load_task_runtime(task, settings, device=device)
     import sys
 
     if "torch" in sys.modules:
@@ -187,7 +189,7 @@ FRONT = Front
 # service is still loading, and its timeout middleware then holds that request (and
 # shutdown) for the whole request timeout: Entry.__is_ready__ probes the runners instead.
 PAIS = bentoml.service(
-    name="pais",
+    name=ENTRY_SERVICE,
     workers=settings.entry_workers,
     traffic={"timeout": settings.request_timeout_s + 5},
     runner_probe={"enabled": False},

@@ -10,7 +10,11 @@ services share one GPU.
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import threading
+import time
 from typing import Any
 
 import bentoml
@@ -19,6 +23,8 @@ from .model_store import load_task_runtime
 from .runners import BatchStats, predict_isolated
 from .settings import Settings
 from .task import Task
+
+ENTRY_SERVICE = "pais"  # the entry service's BentoML name (service.gateway)
 
 
 def model_service(task: Task, settings: Settings) -> Any:
@@ -31,6 +37,7 @@ def model_service(task: Task, settings: Settings) -> Any:
             index = bentoml.server_context.worker_index or 1
             self.runtime = load_task_runtime(task, settings, device=worker_device(settings.device, index))
             self.stats = BatchStats()
+            drain_on_sigterm(ENTRY_SERVICE, settings.request_timeout_s + 5)
 
         @bentoml.api(
             batchable=True,
@@ -74,6 +81,50 @@ def model_service(task: Task, settings: Settings) -> Any:
         # flight, which drops ~10% of calls under concurrency (docs/design.md).
         runner_connection={"max_requests": 2**31 - 1},
     )(ModelService)
+
+
+def drain_on_sigterm(entry_service: str, limit_s: float) -> None:
+    """Keep serving after SIGTERM until the entry workers have exited (at most `limit_s`).
+
+    BentoML's arbiter signals every worker at once: the entry workers then finish their
+    requests in flight, and those still call this model service (the next chunk of a large
+    request, a stream's next sentences). Stopping with them failed those requests (503);
+    so this worker stops once no entry worker is left. Called in the worker's main thread,
+    after uvicorn installed its own handler, which runs once the entry has gone."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return
+
+    def wait_then_stop(signum: int, frame: Any) -> None:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and _entry_workers_alive(entry_service):
+            time.sleep(0.2)
+        previous(signum, frame)  # uvicorn's: sets its should_exit flag, thread-safe
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        threading.Thread(target=wait_then_stop, args=(signum, frame), name="pais-drain", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _entry_workers_alive(entry_service: str) -> bool:
+    """Whether a sibling worker process (same BentoML arbiter) serves `entry_service`."""
+    import psutil
+
+    try:
+        siblings = psutil.Process(os.getppid()).children()
+    except psutil.Error:
+        return False
+    for process in siblings:
+        try:
+            arguments = process.cmdline()
+        except psutil.Error:
+            continue
+        if "--service-name" in arguments:
+            at = arguments.index("--service-name")
+            if at + 1 < len(arguments) and arguments[at + 1] == entry_service:
+                return True
+    return False
 
 
 def worker_device(setting: str, worker_index: int, gpu_count: int | None = None) -> str:

@@ -230,6 +230,19 @@ class InlineRunner:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+RECONNECT_PAUSE_S = 0.1
+
+
+def _connection_error(error: BaseException) -> bool:
+    """A broken or refused connection (the worker behind it died or is restarting), as
+    opposed to an answer: aiohttp's connection errors are OSErrors or carry one."""
+    import aiohttp
+
+    if isinstance(error, TimeoutError):  # an OSError too, but an answer that took too long
+        return False
+    return isinstance(error, aiohttp.ClientConnectionError | ConnectionError | OSError)
+
+
 class RemoteRunner:
     """A task's model service, through its bentoml.depends proxy (the service's
     `predict_batch`, `cards`, `read` and `batch_stats` APIs). Items cross the hop pickled
@@ -250,12 +263,19 @@ class RemoteRunner:
         self.in_flight = 2
         self._ready_timeout_s = ready_timeout_s
         self._answers: dict[str, Any] = {}
+        self._was_ready = False
 
     async def ready(self) -> bool:
+        """Whether the model service has loaded. Once it has, the answer stays yes: a slow
+        probe under load, or a worker the arbiter is restarting, is busy, not loading, and
+        SageMaker replaces an instance whose /ping fails (requests meanwhile get 503s)."""
+        if self._was_ready:
+            return True
         try:
-            return await self._proxy.is_ready(self._ready_timeout_s) is True
+            self._was_ready = await self._proxy.is_ready(self._ready_timeout_s) is True
         except Exception:  # a timeout or a refused connection while the service loads
             return False
+        return self._was_ready
 
     async def predict(self, items: Sequence[Any]) -> list[Any]:
         payloads = [pickle.dumps(item, protocol=5) for item in items]
@@ -277,35 +297,41 @@ class RemoteRunner:
         what it waits for, and the hop between chunks costs little next to an item."""
         cards = await self.cards()
         placement = str(cards[0].get("details", {}).get("placement", "")) if cards else ""
-        if placement.startswith("cuda"):
+        # "cuda:0 float16", "onnxruntime CUDA, fp32", "torch cuda float16": any GPU runtime
+        if "cuda" in placement.lower():
             self.chunk, self.in_flight = max(1, self.max_batch_size // 4), 2
         else:
             self.chunk, self.in_flight = 1, 1
         return self.chunk
 
     async def _call(self, api: str, *args: Any) -> Any:
+        """One call to the model service. A connection that breaks is tried once more on a
+        fresh one: after a worker died, its pooled keep-alive connections fail at once, and
+        the arbiter's new worker takes the retry (every API here is idempotent: inference
+        has no side effects). Overload (503 from adaptive batching) is not retried."""
         from bentoml.exceptions import ServiceUnavailable
 
-        try:
-            return await getattr(self._proxy.to_async, api)(*args)
-        except ServiceUnavailable:
-            raise Unavailable(
-                f"the {self.task} model service is at capacity (PAIS_BATCH_MAX_LATENCY_MS); retry shortly"
-            ) from None
-        except Exception as error:
-            log.warning("%s model service: %s failed: %r", self.task, api, error)
-            raise Unavailable(
-                f"the {self.task} model service did not answer ({type(error).__name__}); retry"
-            ) from None
+        for attempt in (1, 2):
+            try:
+                return await getattr(self._proxy.to_async, api)(*args)
+            except ServiceUnavailable:
+                raise Unavailable(
+                    f"the {self.task} model service is at capacity (PAIS_BATCH_MAX_LATENCY_MS); retry shortly"
+                ) from None
+            except Exception as error:
+                log.warning("%s model service: %s failed (attempt %d): %r", self.task, api, attempt, error)
+                if attempt == 2 or not _connection_error(error):
+                    raise Unavailable(
+                        f"the {self.task} model service did not answer ({type(error).__name__}); retry"
+                    ) from None
+                await asyncio.sleep(RECONNECT_PAUSE_S)
+        raise AssertionError("unreachable")
 
     async def _once(self, key: str, api: str, *args: Any) -> Any:
         """An answer that does not change while the server runs (cards, labels, languages),
-        asked once per worker; tried twice, as a connection may be closing."""
+        asked once per worker."""
         if key not in self._answers:
-            try:
-                self._answers[key] = await self._call(api, *args)
-            except Unavailable:
-                self._answers[key] = await self._call(api, *args)
+            self._answers[key] = await self._call(api, *args)
         return self._answers[key]
 
     async def cards(self, fresh: bool = False) -> list[dict[str, Any]]:

@@ -146,7 +146,7 @@ def test_the_default_operation_can_be_configured(app):
     response = invoke(client, body, "application/json")
     assert response.status_code == 200 and "perro" in response.json()["translations"][0]
     with pytest.raises(
-        ValueError, match="PAIS_SAGEMAKER_DEFAULT_TASK='paint' is not an operation served: classify"
+        ValueError, match="PAIS_SAGEMAKER_DEFAULT_TASK='paint' is not an operation of the tasks served"
     ):
         SageMakerRoutes(
             Served(settings_for("all", PAIS_SAGEMAKER_DEFAULT_TASK="paint"), app.served.registry, {})
@@ -159,7 +159,7 @@ def test_the_default_operation_can_be_configured(app):
         (b"hello", "text/plain", None, 415, "operation 'classify' accepts image/jpeg, image/png"),
         (CAT, "", None, 415, "got 'no Content-Type'"),
         (b"not an image", "image/jpeg", None, 415, "images[0]: not a recognised image"),
-        (CAT, "image/jpeg", "task=paint", 404, "unknown task 'paint'; tasks: classify, detect"),
+        (CAT, "image/jpeg", "task=paint", 404, "unknown task 'paint'; tasks: classify, embed, detect"),
         (CAT, "image/jpeg", "task=classify;tpo_k=2", 400, "unexpected field(s): tpo_k"),
         (CAT, "image/jpeg", "top_k=many", 400, "top_k"),
         (CAT, "image/jpeg", "top_k=0", 400, "top_k"),

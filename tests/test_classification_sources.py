@@ -128,15 +128,15 @@ def test_hf_directory_matches_transformers_own_pipeline(tmp_path, cat_jpeg):
 
 def test_model_dir_may_hold_a_transformers_directory(tmp_path, cat_jpeg):
     """SageMaker's /opt/ml/model/<task> takes any local source, not only PAIS snapshots."""
-    from models.catalog import load_runtime
-    from service.model_store import resolve_source
+    from service.model_store import load_runtime, resolve_source
     from service.settings import Settings
+    from service.tasks import TASKS
 
     _save_tiny_vit(tmp_path / "model" / "classification")
     settings = Settings.from_env({"PAIS_MODEL_DIR": str(tmp_path / "model")})
     source = resolve_source("classification", settings)
     assert source == str(tmp_path / "model" / "classification")
-    (result,) = load_runtime("classification", source, device="cpu").predict([cat_jpeg], top_k=3)
+    (result,) = load_runtime(TASKS.get("classification"), source, device="cpu").predict([cat_jpeg], top_k=3)
     assert {p.label for p in result.predictions} == set(TINY_LABELS.values())
     (tmp_path / "model" / "detection").mkdir()  # empty: the configured source serves it
     assert resolve_source("detection", settings) != str(tmp_path / "model" / "detection")

@@ -4,9 +4,7 @@
 no service reserves a GPU, and onnxruntime's CUDA provider chosen and reported in the card.
 
 No kernel runs on a GPU here: `torch.cuda.is_available` is patched where a decision reads
-it, and calls that would touch a device are recorded instead. Tests marked xfail(strict)
-describe placement that is not yet uniform; each names the code and the fix, and turns
-into a failure (XPASS) once the fix lands, so the marker is removed with it.
+it, and calls that would touch a device are recorded instead.
 """
 
 from __future__ import annotations
@@ -68,11 +66,6 @@ def test_without_cuda_auto_is_the_cpu_and_cuda_is_refused(monkeypatch):
         choose_placement("cpu", "fp8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models/device.py Placement.describe() names device.type only, so /models says "
-    "'cuda float16' for a worker on cuda:1; fix: use str(self.device) ('cuda:1 float16')",
-)
 def test_the_placement_names_the_gpu_a_worker_landed_on():
     placement = Placement(torch.device("cuda:1"), torch.float16, True, True)
     assert placement.describe().startswith("cuda:1 ")
@@ -181,13 +174,6 @@ def test_no_model_service_reserves_a_gpu(task):
     assert "gpu" not in (service.config.get("resources") or {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/gateway.py load_inline loads an entry-served runtime (translation and "
-    "recommendation by default) on settings.device for every entry worker, so with several GPUs they all "
-    "use GPU 0 while model-service workers spread; fix: load_task_runtime(task, settings, "
-    "device=worker_device(settings.device, bentoml.server_context.worker_index or 1))",
-)
 @pytest.mark.parametrize("task", ["translation", "recommendation"])
 def test_entry_served_runtimes_spread_over_the_gpus_like_model_services(monkeypatch, cuda_present, task):
     import bentoml
@@ -249,14 +235,6 @@ def test_a_torch_runtime_on_a_gpu_gets_the_gpu_chunking():
     assert _chunking("cpu float32, channels_last") == (1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/runners.py RemoteRunner._auto_chunk treats a placement as a GPU only when "
-    "it starts with 'cuda', but speech reports 'onnxruntime CUDA, fp32' (models/speech/piper.py "
-    "PiperVoice.describe) and 'torch cuda float16' (models/speech/vits.py VitsVoice.describe): a GPU "
-    "voice is fed one sentence at a time; fix: one device field in every card's details (e.g. "
-    "details['device'] = 'cuda:0') read by the runner",
-)
 @pytest.mark.parametrize("kind", ["speech: Piper on onnxruntime", "speech: VITS on torch"])
 def test_a_speech_voice_on_a_gpu_gets_the_gpu_chunking(kind):
     assert _chunking(_gpu_placements()[kind]) == (16, 2)

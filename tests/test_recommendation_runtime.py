@@ -173,7 +173,7 @@ def test_snapshot_round_trip_and_version_probe(recommender, tmp_path):
     for ask in (Ask(user_id="196"), Ask(query="war film"), Ask(liked_items=(STAR_WARS,))):
         (a,), (b,) = recommender.recommend_many([ask]), reloaded.recommend_many([ask])
         assert ids(a) == ids(b)
-    cards = reloaded.cards()
+    cards = reloaded.cards
     assert [c.name for c in cards] == ["ials-movielens-100k", "all-MiniLM-L6-v2"]
     assert "MovieLens-100K" in cards[0].licence and "research use only" in cards[0].licence
     assert cards[1].licence.startswith("apache-2.0")

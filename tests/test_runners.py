@@ -282,7 +282,8 @@ class FakeProxy:
     takes pickled items and answers pickled results (as service.model_service does);
     `fail` makes every call raise that exception instead."""
 
-    def __init__(self, fail: BaseException | None = None, ready: Any = True):
+    def __init__(self, fail: BaseException | None = None, ready: Any = True, placement: str = "cpu float32"):
+        self.placement = placement
         self.chunks: list[int] = []
         self.in_flight = 0
         self.most_in_flight = 0
@@ -314,19 +315,28 @@ class FakeProxy:
         self.calls.append("cards")
         if self.fail is not None:
             raise self.fail
-        return [CARD.to_dict()]
+        return [CARD.with_details(placement=self.placement).to_dict()]
 
 
-def test_remote_runner_sends_chunks_at_most_two_at_a_time():
-    proxy = FakeProxy()
-    runner = RemoteRunner("fake", proxy, max_batch_size=16)  # chunks of 16 // 8 = 2
-    results = asyncio.run(runner.predict([f"i{n}" for n in range(9)]))
+def test_remote_runner_chunks_a_request_by_the_models_device():
+    # on a CPU one item at a time, so a small request waits behind one item at most
+    cpu = FakeProxy()
+    results = asyncio.run(RemoteRunner("fake", cpu, max_batch_size=16).predict([f"i{n}" for n in range(9)]))
     assert results == [f"done:i{n}" for n in range(9)]
-    assert proxy.chunks == [2, 2, 2, 2, 1]
-    assert proxy.most_in_flight == 2
-    one_by_one = FakeProxy()
-    asyncio.run(RemoteRunner("fake", one_by_one, max_batch_size=4).predict(["a", "b", "c"]))
-    assert one_by_one.chunks == [1, 1, 1]  # never a chunk of 0
+    assert cpu.chunks == [1] * 9 and cpu.most_in_flight == 1
+    # on a GPU quarter batches, two in flight (the next one waits ready while one runs)
+    gpu = FakeProxy(placement="cuda float16, channels_last")
+    asyncio.run(RemoteRunner("fake", gpu, max_batch_size=16).predict([f"i{n}" for n in range(9)]))
+    assert gpu.chunks == [4, 4, 1] and gpu.most_in_flight == 2
+    # PAIS_<TASK>_REQUEST_CHUNK sets the size itself, two in flight
+    explicit = FakeProxy()
+    asyncio.run(
+        RemoteRunner("fake", explicit, max_batch_size=16, chunk=2).predict([f"i{n}" for n in range(9)])
+    )
+    assert explicit.chunks == [2, 2, 2, 2, 1] and explicit.most_in_flight == 2
+    tiny = FakeProxy(placement="cuda float16")
+    asyncio.run(RemoteRunner("fake", tiny, max_batch_size=2).predict(["a", "b", "c"]))
+    assert tiny.chunks == [1, 1, 1]  # never a chunk of 0
 
 
 @pytest.mark.parametrize(
@@ -353,7 +363,8 @@ def test_remote_answers_that_do_not_change_are_asked_once_and_retried_once():
     async def twice() -> list[Any]:
         return [await runner.cards(), await runner.cards()]
 
-    assert asyncio.run(twice()) == [[CARD.to_dict()]] * 2
+    card = CARD.with_details(placement="cpu float32").to_dict()
+    assert asyncio.run(twice()) == [[card]] * 2
     assert proxy.calls == ["cards"]
     failing = FakeProxy(fail=ConnectionResetError("closing"))
     with pytest.raises(Unavailable):
