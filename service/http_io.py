@@ -89,9 +89,26 @@ def parse_json(data: bytes | str, max_depth: int, what: str = "body") -> Any:
             400, f"{what} nests JSON {depth} levels deep; at most {max_depth} (PAIS_MAX_JSON_DEPTH)"
         )
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except ValueError as error:  # JSONDecodeError, and ints past Python's digit limit
         raise RequestError(400, f"{what} is not valid JSON: {error}") from None
+    # JSON may escape half of a UTF-16 pair (\ud800) alone: not text any library takes
+    return _without_lone_surrogates(value) if _SURROGATE_ESCAPE.search(data) else value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """Strings with lone surrogates replaced by U+FFFD (pairs are whole characters already)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 _BRACKETS_OR_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')

@@ -169,8 +169,13 @@ def _spoken(results: list[Any], required: bool = False) -> list[bytes]:
             log.info("sentence skipped: %s", result.message)
     spoken = [r for r in results if isinstance(r, bytes)]
     if required and not spoken:
-        reason = next((r.message for r in results if not isinstance(r, bytes)), "no audio")
-        raise RequestError(422, f"nothing in the text could be spoken by this voice: {reason}")
+        # the first sentence's reason, with its status (413 for a sentence over a budget)
+        first = next((r for r in results if isinstance(r, SpeechError)), None)
+        if first is None:
+            raise RequestError(422, "nothing in the text could be spoken by this voice")
+        error = from_item_error(first, "text")
+        error.message = f"nothing in the text could be spoken by this voice: {first.message}"
+        raise error
     return spoken
 
 
