@@ -232,7 +232,9 @@ def test_finetune_cli_matches_head_and_stores_a_servable_model(head_run, fashion
 
 def test_killed_run_resumes_without_losing_an_epoch(workspace):
     """SIGKILL of the real CLI in the middle of epoch 2 of 3, then --resume."""
-    data = fashion_folder(workspace / "fashion-small", per_class=30, classes=3)
+    # enough images that an epoch lasts well over tqdm's redraw interval (0.1 s) even on a
+    # quiet machine: the bar then shows epoch 2 part-done, where the kill must land
+    data = fashion_folder(workspace / "fashion-small", per_class=100, classes=3)
     run_dir, output = workspace / "kill-run", workspace / "kill-model"
     command = [sys.executable, "-m", "models.finetune", "--data", str(data), "--name", "killed"]
     command += ["--mode", "finetune", "--epochs", "3", "--batch-size", "8", "--min-per-class", "5"]
@@ -242,6 +244,7 @@ def test_killed_run_resumes_without_losing_an_epoch(workspace):
     )
     mid_epoch = re.compile(rb"epoch 2/3:\s+\d+%\|[^|]*\| *([1-9]\d*)/(\d+)")
     seen = threading.Event()
+    ended = threading.Event()
 
     def watch() -> None:  # the progress bar redraws with \r: read raw bytes
         buffer = b""
@@ -251,11 +254,15 @@ def test_killed_run_resumes_without_losing_an_epoch(workspace):
             if found and int(found.group(1)) < int(found.group(2)):
                 seen.set()
                 return
+        ended.set()  # the run ended before epoch 2 was seen in progress: fail now, not in 600 s
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        assert seen.wait(600), "never saw epoch 2 in progress"
+        deadline = time.monotonic() + 600
+        while not seen.is_set() and not ended.is_set() and time.monotonic() < deadline:
+            seen.wait(0.5)
+        assert seen.is_set(), "never saw epoch 2 in progress (the run ended or stalled first)"
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
