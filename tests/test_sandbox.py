@@ -103,12 +103,16 @@ def test_a_child_killed_while_idle_is_replaced_without_failing_a_call(sandbox):
 
 
 def _wait_until_dead(pid: int) -> None:
-    """Until `pid` is a zombie: killed, not yet reaped by the sandbox."""
+    """Until `pid` is a zombie with no thread left: killed, not yet reaped by the sandbox.
+    The main thread shows "Z" while the child's other threads may still be exiting and
+    holding its pipes open (a write then still succeeds); only once they are gone is
+    the child as dead as one the sandbox would find long after a kill."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with open(f"/proc/{pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return
+            zombie = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        if zombie and len(os.listdir(f"/proc/{pid}/task")) == 1:
+            return
         time.sleep(0.01)
     raise AssertionError(f"{pid} still runs")
 
