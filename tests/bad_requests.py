@@ -67,8 +67,16 @@ def image_upload_cases() -> Cases:
     }
 
 
+def assert_error(response: httpx.Response, status: int, text: str) -> dict:
+    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
+    assert text in body["error"], body
+    return body
+
+
 def assert_clear_4xx(response: httpx.Response, status: int, text: str) -> None:
     """The answer has the status and the project's error shape, naming what was wrong."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert isinstance(body["error"], str) and text in body["error"], body
+    assert_error(response, status, text)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from .bad_requests import assert_error
 from .conftest import TEST_MAX_IMAGES, TEST_MAX_VIDEO_DURATION_S
 from .images import (
     CAT_LABELS,
@@ -36,16 +37,6 @@ CAT_ALONE = encode(composite(["chelsea"], tile=200, gap=100)[0], "PNG")  # what 
 
 def files(*items: tuple[str, bytes], field: str = "images") -> list[tuple[str, tuple[str, bytes, str]]]:
     return [(field, (name, data, "application/octet-stream")) for name, data in items]
-
-
-def assert_error(response: httpx.Response, status: int, text: str) -> dict[str, Any]:
-    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
-    assert text in body["error"], body
-    return body
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .bad_requests import assert_error
 from .inprocess import InProcessPais
 from .movielens import (
     ALADDIN,
@@ -44,15 +45,6 @@ def post(client: httpx.Client, route: str, body: Any) -> httpx.Response:
 def ids(response: httpx.Response) -> list[str]:
     assert response.status_code == 200, response.text
     return [item["item_id"] for item in response.json()["items"]]
-
-
-def assert_error(response: httpx.Response, status: int, text: str) -> dict[str, Any]:
-    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
-    assert text in body["error"], body
-    return body
 
 
 def test_a_known_user_gets_titled_unseen_items_best_first(client):

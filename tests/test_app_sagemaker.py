@@ -16,6 +16,7 @@ from PIL import Image
 
 from service.sagemaker import BatchSettings, SageMakerRoutes
 
+from .bad_requests import assert_error
 from .conftest import TEST_MAX_REQUEST_BYTES
 from .images import CAT_LABELS, COFFEE_LABELS, composite, encode, photo
 from .inprocess import InProcessPais, settings_for
@@ -41,15 +42,6 @@ def invoke(
 
 def labels(result: dict[str, Any], top: int = 3) -> set[str]:
     return {p["label"] for p in result["predictions"][:top]}
-
-
-def assert_error(response: httpx.Response, status: int, text: str) -> dict[str, Any]:
-    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
-    assert text in body["error"], body
-    return body
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .bad_requests import assert_error
 from .conftest import TEST_MAX_SPEECH_CHARS
 from .inprocess import InProcessPais
 from .speech import SILENCE_RMS, decode, pcm_samples, rms
@@ -30,15 +31,6 @@ def client(pais_app: InProcessPais) -> httpx.Client:
 def plausible_seconds(text: str, seconds: float) -> bool:
     """Speech at a normal pace: 40 to 150 ms a character (this voice reads ~70)."""
     return 0.04 * len(text) <= seconds <= 0.15 * len(text)
-
-
-def assert_error(response: httpx.Response, status: int, text: str) -> dict[str, Any]:
-    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
-    assert text in body["error"], body
-    return body
 
 
 def test_synthesize_gives_a_wav_of_speech_as_long_as_the_text_needs(client):

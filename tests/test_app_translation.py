@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .bad_requests import assert_error
 from .conftest import TEST_MAX_TEXT_CHARS, TEST_MAX_TEXTS, TEST_MAX_TRANSLATE_CHARS
 from .inprocess import InProcessPais
 
@@ -23,15 +24,6 @@ def client(pais_app: InProcessPais) -> httpx.Client:
 
 def translate(client: httpx.Client, texts: list[str], target: str = "es", **options: str) -> httpx.Response:
     return client.post("/translate", json={"texts": texts, "target": target, **options})
-
-
-def assert_error(response: httpx.Response, status: int, text: str) -> dict[str, Any]:
-    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
-    assert text in body["error"], body
-    return body
 
 
 def test_english_to_spanish_keeps_empty_texts_and_paragraphs(client):

@@ -20,6 +20,7 @@ import httpx
 import psutil
 import pytest
 
+from .bad_requests import assert_error
 from .images import CAT_LABELS, COFFEE_LABELS, encode, photo
 from .servers import free_port, running_server, service_env
 
@@ -74,14 +75,6 @@ def invoke(url: str, body: bytes, content_type: str, attributes: str | None = No
     if attributes is not None:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
     return httpx.post(f"{url}/invocations", content=body, headers=headers, timeout=120)
-
-
-def assert_error(response: httpx.Response, status: int, text: str) -> None:
-    """The status, and PAIS's error shape: {"error": str, "detail"?: [..]} naming the problem."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) <= {"error", "detail"} and isinstance(body["error"], str), body
-    assert text in body["error"], body
 
 
 def test_ping_and_artifacts_from_the_model_dir(sagemaker, model_dir):
