@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,13 +79,19 @@ async def detection_options(ctx: Context, request: DetectRequest | AnnotateReque
     classes = None
     if request.classes:
         (card,) = await ctx.cards("detection")
-        try:
-            classes = canonical_classes(request.classes, card["details"]["labels"])
-        except ValueError as error:
-            raise RequestError(
-                400, str(error), [{"field": "classes", "kind": "invalid", "message": str(error)}]
-            ) from None
+        classes = classes_of_model(request.classes, card)
     return DetectOptions(request.score_threshold, request.max_detections, classes)
+
+
+def classes_of_model(requested: list[str], card: dict[str, Any]) -> list[str]:
+    """`requested` spelt as the detector of `card` spells them (400 listing its labels for
+    an unknown one)."""
+    try:
+        return canonical_classes(requested, card["details"]["labels"])
+    except ValueError as error:
+        raise RequestError(
+            400, str(error), [{"field": "classes", "kind": "invalid", "message": str(error)}]
+        ) from None
 
 
 async def detect(ctx: Context, request: DetectRequest) -> list[ImageDetections]:

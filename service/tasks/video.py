@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.classification import MAX_TOP_K, ClassifyItem
 from models.detection import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD
-from models.detection.options import DetectOptions, canonical_classes
+from models.detection.options import DetectOptions
 from models.detection.schema import DetectItem
 from models.video import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS
 from models.video.errors import VideoError
@@ -31,7 +31,7 @@ from ..context import Context
 from ..errors import RequestError, from_item_error, item_errors
 from ..runners import Unavailable
 from ..task import BatchJob, Files, Limit, Operation, Task
-from .detection import Classes, MaxDetections, ScoreThreshold, class_choices
+from .detection import Classes, MaxDetections, ScoreThreshold, class_choices, classes_of_model
 
 FRAMES_PER_CHUNK = 16  # frames per call to a runner: one batch or part of one
 CHUNKS_AHEAD = 4  # chunks of one video decoded and at the runners at once
@@ -167,12 +167,7 @@ async def _options(
         (card,) = await ctx.cards("detection")
         models["detect"] = card["name"]
         if request.classes:
-            try:
-                classes = canonical_classes(request.classes, card["details"]["labels"])
-            except ValueError as error:
-                raise RequestError(
-                    400, str(error), [{"field": "classes", "kind": "invalid", "message": str(error)}]
-                ) from None
+            classes = classes_of_model(request.classes, card)
     if classify:
         (card,) = await ctx.cards("classification")
         models["classify"] = card["name"]
