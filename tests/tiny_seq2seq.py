@@ -48,14 +48,16 @@ TINY = {
 CARD = "---\nlicense: apache-2.0\n---\n# tiny test model, made by tests/tiny_seq2seq.py\n"
 
 
-def _sentencepiece(directory: Path, name: str, texts: list[str], vocab: dict[str, int]) -> Path:
+def train_sentencepiece(
+    directory: Path, name: str, texts: list[str], vocab: dict[str, int], vocab_size: int = 40
+) -> Path:
     """Train a small SentencePiece model on `texts`; add its pieces to `vocab`."""
     corpus = directory / f"{name}.txt"
     corpus.write_text("\n".join(texts * 3) + "\n")
     spm.SentencePieceTrainer.train(
         input=str(corpus),
         model_prefix=str(directory / name),
-        vocab_size=40,
+        vocab_size=vocab_size,
         hard_vocab_limit=False,
         character_coverage=1.0,
         bos_id=-1,
@@ -115,7 +117,7 @@ def make_tiny_marian(directory: Path, pairs: dict[str, str] = EN_ES, max_steps: 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}  # Marian's special tokens first
     for side, texts in (("source", list(pairs)), ("target", list(pairs.values()))):
-        _sentencepiece(directory, side, texts, vocab).rename(directory / f"{side}.spm")
+        train_sentencepiece(directory, side, texts, vocab).rename(directory / f"{side}.spm")
     (directory / "vocab.json").write_text(json.dumps(vocab))
     tokenizer = MarianTokenizer(
         str(directory / "source.spm"), str(directory / "target.spm"), str(directory / "vocab.json")
@@ -193,7 +195,7 @@ def make_tiny_m2m100(
     directory.mkdir(parents=True, exist_ok=True)
     texts = sorted({text for table in phrases.values() for pair in table.items() for text in pair})
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    spm_file = _sentencepiece(directory, "sentencepiece.bpe", texts, vocab)
+    spm_file = train_sentencepiece(directory, "sentencepiece.bpe", texts, vocab)
     (directory / "vocab.json").write_text(json.dumps(vocab))
     tokenizer = M2M100Tokenizer(
         str(directory / "vocab.json"), str(spm_file), language_codes="wmt21", num_madeup_words=0

@@ -152,43 +152,18 @@ def random_efficientnet_lite0(directory: Path) -> Path:
     return directory
 
 
-def _sentencepiece(directory: Path, name: str, texts: list[str], vocab: dict[str, int]) -> Path:
-    import sentencepiece as spm
-
-    corpus = directory / f"{name}.txt"
-    corpus.write_text("\n".join(texts * 4) + "\n")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(directory / name),
-        vocab_size=400,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=0,
-        pad_id=-1,
-        minloglevel=2,
-    )
-    corpus.unlink()
-    (directory / f"{name}.vocab").unlink()
-    processor = spm.SentencePieceProcessor(model_file=str(directory / f"{name}.model"))
-    for i in range(processor.get_piece_size()):
-        vocab.setdefault(processor.id_to_piece(i), len(vocab))
-    return (directory / f"{name}.model").rename(directory / f"{name}.spm")
-
-
 def random_marian(directory: Path, full: bool) -> Path:
     """A Marian en->es model directory with random weights. Name it `opus-mt-en-es-...`:
     the translation engine reads the pair from the name."""
     import torch
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
-    from tests.tiny_seq2seq import TINY
+    from tests.tiny_seq2seq import TINY, train_sentencepiece
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}  # Marian's special tokens first
-    _sentencepiece(directory, "source", ENGLISH, vocab)
-    _sentencepiece(directory, "target", SPANISH, vocab)
+    for side, texts in (("source", ENGLISH), ("target", SPANISH)):
+        train_sentencepiece(directory, side, texts, vocab, vocab_size=400).rename(directory / f"{side}.spm")
     (directory / "vocab.json").write_text(json.dumps(vocab))
     tokenizer = MarianTokenizer(
         str(directory / "source.spm"), str(directory / "target.spm"), str(directory / "vocab.json")
