@@ -41,6 +41,15 @@ def service_env(**overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
+def bentoml_home_beside_the_project(home: Path) -> Path:
+    """`home` made a BentoML home holding the project's models (linked: read, never
+    written) with room for more, for tests that store models of their own."""
+    (home / "models").mkdir()
+    for model in (REPO / ".bentoml" / "models").iterdir():
+        (home / "models" / model.name).symlink_to(model)
+    return home
+
+
 def running_server(
     command: list[str], port: int, env: dict[str, str], ready_path: str = "/readyz", timeout_s: float = 240
 ) -> Iterator[str]:

@@ -24,7 +24,14 @@ import pais
 from pais.batch import run_batch
 
 from . import fashion_mnist
-from .servers import REPO, bentoml_serve, free_port, running_server, service_env
+from .servers import (
+    REPO,
+    bentoml_home_beside_the_project,
+    bentoml_serve,
+    free_port,
+    running_server,
+    service_env,
+)
 
 pytestmark = [
     pytest.mark.server,
@@ -32,7 +39,6 @@ pytestmark = [
         not fashion_mnist.available(), reason="Debian's dataset-fashion-mnist is not installed"
     ),
 ]
-STORE = REPO / ".bentoml" / "models"
 # three classes for the first version, a fourth class added for the second
 FIRST, SECOND = fashion_mnist.LABELS[:3], fashion_mnist.LABELS[:4]
 
@@ -57,10 +63,7 @@ def train(home: Path, data: Path, name: str) -> dict:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A BentoML home with the project's models (linked, read-only use) and room for more."""
-    home = tmp_path_factory.mktemp("bentoml-home")
-    (home / "models").mkdir()
-    for model in STORE.iterdir():
-        (home / "models" / model.name).symlink_to(model)
+    home = bentoml_home_beside_the_project(tmp_path_factory.mktemp("bentoml-home"))
     return home
 
 

@@ -26,7 +26,7 @@ from deploy.entrypoint import MANIFEST_NAME, file_digest, verify_artifacts
 from . import fashion_mnist
 from .aws_emulator import moto_client
 from .deploy_support import check_plan, run_deploy, run_deploy_logged, run_deploy_process
-from .servers import REPO
+from .servers import bentoml_home_beside_the_project
 
 pytestmark = pytest.mark.skipif(
     not fashion_mnist.available(), reason="Debian's dataset-fashion-mnist is not installed"
@@ -43,7 +43,6 @@ HEAD = [
     "--hyperparameter",
     "min_per_class=10",
 ]
-STORE = REPO / ".bentoml" / "models"
 
 
 def upload(s3, folder: Path, prefix: str) -> str:
@@ -67,10 +66,7 @@ def data(moto_endpoint, tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A BentoML home with the project's models (linked, read only) and room for more."""
-    home = tmp_path_factory.mktemp("bentoml-home")
-    (home / "models").mkdir()
-    for model in STORE.iterdir():
-        (home / "models" / model.name).symlink_to(model)
+    home = bentoml_home_beside_the_project(tmp_path_factory.mktemp("bentoml-home"))
     return home
 
 

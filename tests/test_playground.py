@@ -26,7 +26,14 @@ import pytest
 from . import browser, fashion_mnist
 from .conftest import TEST_MAX_REQUEST_BYTES, TEST_MAX_VIDEO_BYTES, TEST_MAX_VIDEO_DURATION_S
 from .images import CAT_LABELS, composite, encode, photo
-from .servers import REPO, bentoml_serve, free_port, running_server, service_env
+from .servers import (
+    REPO,
+    bentoml_home_beside_the_project,
+    bentoml_serve,
+    free_port,
+    running_server,
+    service_env,
+)
 from .videos import Appearance, scripted_video
 
 pytestmark = [
@@ -38,7 +45,6 @@ KEY = "playground-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 CUSTOM = "fashion"  # the custom classifier trained for the model picker
 CUSTOM_LABELS = fashion_mnist.LABELS[:3]
-STORE = REPO / ".bentoml" / "models"
 TRANSLATE_TEXT = "I like to read books in the garden."
 SPEECH_TEXT = "Good morning. The playground speaks this sentence."
 # failed loads the tests cause on purpose: the first visit without a key, a wrong key, a non-image
@@ -63,10 +69,7 @@ def train_custom_classifier(home: Path, data: Path) -> None:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BentoML home with the project's models (linked) and, where Debian's Fashion-MNIST
     is installed, a custom classifier of three of its classes."""
-    home = tmp_path_factory.mktemp("bentoml-home")
-    (home / "models").mkdir()
-    for model in STORE.iterdir():
-        (home / "models" / model.name).symlink_to(model)
+    home = bentoml_home_beside_the_project(tmp_path_factory.mktemp("bentoml-home"))
     if fashion_mnist.available():
         data = fashion_mnist.write_subset(tmp_path_factory.mktemp("fashion"), per_class=10, classes=3)
         train_custom_classifier(home, data)
