@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any
 
 import bentoml
@@ -67,16 +68,7 @@ class Entry:
                     section.request_chunk,
                 )
             else:
-                cost = task.batch_cost
-                runner = InlineRunner(
-                    name,
-                    lambda task=task: load_inline(task, settings),
-                    section.max_batch_size,
-                    task.reads,
-                    lanes=task.lanes,
-                    cost=cost.cost if cost else None,
-                    max_cost=getattr(section, cost.limit) if cost else None,
-                )
+                runner = inline_runner(task, section, lambda task=task: load_inline(task, settings))
                 runner.start()
                 runners[name] = runner
         self.served = Served(settings, TASKS, runners)
@@ -91,6 +83,21 @@ class Entry:
         worker instead of leaving them to notice a closed pipe."""
         for runner in self.served.runners.values():
             runner.close()
+
+
+def inline_runner(task: Any, section: Any, load: Callable[[], Any]) -> InlineRunner:
+    """The runner for a task served in the entry process, batching as its settings say,
+    its runtime made by `load` (in the runner's thread, once)."""
+    cost = task.batch_cost
+    return InlineRunner(
+        task.name,
+        load,
+        section.max_batch_size,
+        task.reads,
+        lanes=task.lanes,
+        cost=cost.cost if cost else None,
+        max_cost=getattr(section, cost.limit) if cost else None,
+    )
 
 
 def load_inline(task: Any, settings: Settings) -> Any:

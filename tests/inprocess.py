@@ -234,8 +234,8 @@ def serving(settings: Any, runners: dict[str, Any], registry: Any = None) -> Ite
 def inline_runners(settings: Any) -> dict[str, Any]:
     """An InlineRunner per served task with a runtime, as service.gateway.Entry makes one
     for a task served in the entry process (not started)."""
+    from service.gateway import inline_runner
     from service.model_store import load_task_runtime
-    from service.runners import InlineRunner
     from service.tasks import TASKS
 
     runners: dict[str, Any] = {}
@@ -243,18 +243,10 @@ def inline_runners(settings: Any) -> dict[str, Any]:
         task = TASKS.get(name)
         if task.runtime is None:
             continue
-        section = settings.section(name)
-        cost = task.batch_cost
         # load_task_runtime, not gateway.load_inline: the latter sets torch's threads to
         # one for the whole process, which would slow every later test of the session
-        runners[name] = InlineRunner(
-            name,
-            lambda task=task: load_task_runtime(task, settings),
-            section.max_batch_size,
-            task.reads,
-            lanes=task.lanes,
-            cost=cost.cost if cost else None,
-            max_cost=getattr(section, cost.limit) if cost else None,
+        runners[name] = inline_runner(
+            task, settings.section(name), lambda task=task: load_task_runtime(task, settings)
         )
     return runners
 
