@@ -40,7 +40,6 @@ def service_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
 def bentoml_home_beside_the_project(home: Path) -> Path:
     """`home` made a BentoML home holding the project's models (linked: read, never
     written) with room for more, for tests that store models of their own."""
@@ -50,6 +49,7 @@ def bentoml_home_beside_the_project(home: Path) -> Path:
     return home
 
 
+@contextlib.contextmanager
 def running_server(
     command: list[str], port: int, env: dict[str, str], ready_path: str = "/readyz", timeout_s: float = 240
 ) -> Iterator[str]:

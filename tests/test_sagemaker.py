@@ -97,7 +97,7 @@ def test_custom_attributes_route_and_carry_options(sagemaker):
     response = invoke(sagemaker, CAT, "image/jpeg", "task=classify;top_k=2")
     assert response.status_code == 200 and len(response.json()[0]["predictions"]) == 2
     unknown = invoke(sagemaker, CAT, "image/jpeg", "task=paint")
-    assert_error(unknown, 404, "unknown task 'paint'; tasks: classify, detect, detect_annotated")
+    assert_error(unknown, 404, "unknown task 'paint'; tasks: classify, embed, detect, detect_annotated")
 
 
 def test_rest_and_json_bodies(sagemaker):
