@@ -40,6 +40,8 @@ def main() -> int:
             str(BIN / "schemathesis"), "--config-file", str(REPO / "tests" / "schemathesis.toml"),
             "run", f"{url}/docs.json", "--checks", "all", "--workers", "2", "--request-timeout", "120",
             "--max-examples", str(args.examples), "--seed", str(args.seed),
+            # header strings that cannot be sent are dropped (tests/test_openapi_contract.py)
+            "--suppress-health-check", "filter_too_much",
         ]  # fmt: skip
         return subprocess.run(command).returncode
 

@@ -1,7 +1,8 @@
 """One model service for any task: a BentoML service holding the task's runtime.
 
-`model_service(task, settings)` builds it from the declaration: `predict_batch` (adaptive
-batching across requests and entry workers; items and results cross the hop pickled, one
+`model_service(task, settings)` builds it from the declaration: `predict_batch` (batching
+across requests and entry workers, never holding a request back to fill a batch:
+service/batching.py; items and results cross the hop pickled, one
 by one), `cards`, `read` (the task's declared read-only runtime answers) and
 `batch_stats`. Every task is placed the same way: each worker loads its runtime on the
 device `worker_device` picks, and no service reserves a GPU for itself, so several model
@@ -19,12 +20,15 @@ from typing import Any
 
 import bentoml
 
+from .batching import dispatch_without_fill_waits
 from .model_store import load_task_runtime
 from .runners import BatchStats, predict_isolated
 from .settings import Settings
 from .task import Task
 
 ENTRY_SERVICE = "pais"  # the entry service's BentoML name (service.gateway)
+
+dispatch_without_fill_waits()  # before BentoML builds any model service's dispatcher
 
 
 def model_service(task: Task, settings: Settings) -> Any:
