@@ -399,9 +399,16 @@ def test_two_jobs_on_one_s3_output_lose_no_record(server, bucket, tmp_path):
     while s3_parts(bucket, "two-out/") < 1:  # the first job holds the lease and is writing
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    second = subprocess.run(
-        command("second-machine"), env=batch_env(), capture_output=True, text=True, timeout=120
-    )
+    # The first job is paused while the second starts: on a busy machine the second's start
+    # took longer than the rest of the first job, which then gave its lease back. Paused,
+    # it holds the lease, as a job on another machine that is still writing does.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run(
+            command("second-machine"), env=batch_env(), capture_output=True, text=True, timeout=120
+        )
+    finally:
+        first.send_signal(signal.SIGCONT)
     # Refused: the first job held the lease, which it gives back only when it is done.
     assert second.returncode == 1 and "another batch job is writing" in second.stderr, second.stderr
     assert not (tmp_path / "second-machine" / "segment-000001.jsonl").exists()  # it wrote nothing
@@ -425,13 +432,15 @@ def test_an_s3_lease_expires_and_is_then_taken_over(bucket):
     from pais.batch.s3 import S3Location
 
     where = S3Location(bucket, "leased/_lease.json")
-    dead = Lease(where, "machine-a", "run-a", ttl_s=1)
+    # S3 stamps objects to the second, so a lease's age is read up to 1 s too old: a TTL of
+    # 3 s leaves a busy machine 2 s to try the lease while it is surely held.
+    dead = Lease(where, "machine-a", "run-a", ttl_s=3)
     dead.acquire()
     dead._stop.set()  # its heartbeat stops, as in a job killed or paused past the TTL
     with pytest.raises(OutputLeased, match="another batch job is writing"):
-        Lease(where, "machine-b", "run-b", ttl_s=1).acquire()
-    time.sleep(2.5)  # S3 stamps objects to the second
-    taker = Lease(where, "machine-b", "run-b", ttl_s=1)
+        Lease(where, "machine-b", "run-b", ttl_s=3).acquire()
+    time.sleep(4.5)  # past the TTL however the second falls
+    taker = Lease(where, "machine-b", "run-b", ttl_s=3)
     taker.acquire()
     with pytest.raises(LeaseLost, match="taken over by run run-b"):
         dead.renew()
