@@ -190,6 +190,16 @@ class Front:
 
 FRONT = Front
 
+
+def guards(settings: Settings) -> list[tuple[type, dict[str, Any]]]:
+    """The middleware in front of PAIS's routes, outermost first, with its options: load
+    shedding (per entry worker), then API keys."""
+    return [
+        (ConcurrencyLimitMiddleware, {"limit": math.ceil(settings.max_concurrency / settings.entry_workers)}),
+        (ApiKeyMiddleware, {"keys": settings.api_key_set}),
+    ]
+
+
 # No BentoML max_concurrency here: its limiter sits outside the service's middleware and
 # would refuse SageMaker's /ping under load; ConcurrencyLimitMiddleware exempts health
 # checks. BentoML's own dependency probe in /readyz lets a timeout escape while a model
@@ -215,8 +225,6 @@ PAIS = bentoml.service(
         },
     )
 )
-PAIS.add_asgi_middleware(
-    ConcurrencyLimitMiddleware, limit=math.ceil(settings.max_concurrency / settings.entry_workers)
-)
-PAIS.add_asgi_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
+for guard, options in guards(settings):
+    PAIS.add_asgi_middleware(guard, **options)
 PAIS.add_asgi_middleware(Front)

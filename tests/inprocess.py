@@ -199,21 +199,16 @@ def serving(settings: Any, runners: dict[str, Any], registry: Any = None) -> Ite
     """The app on `runners` (real InlineRunners, or a unit test's fakes) for the tasks of
     `registry` (default: the built-in ones) that `settings` serve, with a client; the
     runners are not waited for."""
-    import math
-
     from service.context import Served
-    from service.gateway import build_app
-    from service.middleware import ApiKeyMiddleware, ConcurrencyLimitMiddleware
+    from service.gateway import build_app, guards
     from service.tasks import TASKS
 
     served = Served(settings, registry or TASKS, runners)
     loop = LoopThread()
     pais = build_app(served, lambda scope, receive, send: _readyz_app(served, scope, receive, send))
-    # production order (service.gateway: BentoML's middleware list, first outermost)
-    app = ConcurrencyLimitMiddleware(
-        ApiKeyMiddleware(pais, keys=settings.api_key_set),
-        limit=math.ceil(settings.max_concurrency / settings.entry_workers),
-    )
+    app = pais
+    for guard, options in reversed(guards(settings)):  # the first is outermost
+        app = guard(app, **options)
     running = InProcessPais(
         settings=settings,
         served=served,
