@@ -24,6 +24,7 @@ import pais
 from pais.batch import run_batch
 
 from . import fashion_mnist
+from .client_media import write_cat_video
 from .servers import (
     REPO,
     bentoml_home_beside_the_project,
@@ -76,7 +77,8 @@ def first_version(home, tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def server(home, first_version) -> Iterator[str]:
     port = free_port()
-    env = service_env(BENTOML_HOME=str(home), PAIS_TASKS="classification")
+    # video too: its classify operation runs the served classifier beside the custom ones
+    env = service_env(BENTOML_HOME=str(home), PAIS_TASKS="classification,detection,video")
     with running_server(bentoml_serve("service.gateway:PAIS", port), port, env) as url:
         yield url
 
@@ -102,6 +104,21 @@ def test_models_lists_the_custom_model_with_labels_and_metrics(server, first_ver
     validation = custom["details"]["evaluation"]["validation"]
     assert validation["accuracy"] > 1 / len(FIRST)  # learned something: above chance
     assert any(card["name"] == "efficientnet-lite0" for card in cards)  # the served model stays
+
+
+def test_video_classification_uses_the_served_model_beside_custom_ones(server, first_version, tmp_path):
+    video = write_cat_video(tmp_path / "cat.mp4")
+    with video.open("rb") as handle:
+        response = httpx.post(
+            f"{server}/analyze_video",
+            files={"video": ("cat.mp4", handle, "video/mp4")},
+            data={"tasks": "classify", "sample_fps": "1"},
+            timeout=300,
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["models"] == {"classify": "efficientnet-lite0"}, body["models"]
+    assert body["frames"] and all(frame["labels"] for frame in body["frames"])
 
 
 def test_classify_with_the_custom_model_gives_its_labels_and_the_runtimes_answer(server, home, tmp_path):

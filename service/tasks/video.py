@@ -169,8 +169,8 @@ async def _options(
         if request.classes:
             classes = classes_of_model(request.classes, card)
     if classify:
-        (card,) = await ctx.cards("classification")
-        models["classify"] = card["name"]
+        # the served classifier's card comes first; custom classifiers' cards follow it
+        models["classify"] = (await ctx.cards("classification"))[0]["name"]
     return DetectOptions(request.score_threshold, request.max_detections, classes), models
 
 
