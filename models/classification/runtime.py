@@ -113,8 +113,8 @@ class ImageClassifier(ImageRuntime):
         if self.info.details["embedding_size"] is None:
             raise ValueError(f"{self.name} has no final linear layer, so no embeddings")
         results: list[np.ndarray | ImageError] = []
-        for start in range(0, len(images), self.forward_chunk):
-            slots = self._decode_chunk(images[start : start + self.forward_chunk])
+        for chunk_slice in self._chunks(images):  # bounded in images and in decoded pixels
+            slots = self._decode_chunk(images[chunk_slice])
             good = [i for i, slot in enumerate(slots) if isinstance(slot, torch.Tensor)]
             chunk: list[np.ndarray | ImageError] = list(slots)  # type: ignore[arg-type]
             if good:
