@@ -44,6 +44,7 @@ from .http_io import (
     send_bytes,
     send_error,
     send_result,
+    too_large,
     validate_request,
 )
 from .task import Operation, Streamed, Task
@@ -102,27 +103,25 @@ class OperationRoute:
         self.model = op.request_type
         self.takes_files = bool(op.file_fields())
         settings = served.settings
+        self.section = settings.section(task.name)
         if op.max_body_bytes is not None:
-            self.limit = op.max_body_bytes(settings.section(task.name))
+            self.limit = op.max_body_bytes(self.section)
             self.limit_name = op.body_limit_setting
         else:
             self.limit, self.limit_name = settings.max_request_bytes, "PAIS_MAX_REQUEST_BYTES"
         self.accepted = MULTIPART if self.takes_files else "application/json"
-        self.section = settings.section(task.name)
+        # one more file than a request may hold, so that "too many" is said by the handler
+        self.max_files = getattr(self.section, "max_images", 1) + 1
 
     async def decode(self, scope: Scope, receive: Receive) -> Any:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            raise RequestError(
-                413,
-                f"request body too large ({declared} bytes); "
-                f"the limit is {self.limit} bytes ({self.limit_name})",
-            )
+            raise too_large(self.limit, self.limit_name, int(declared))
         media = media_type(headers)
         if self.takes_files and media in (MULTIPART, URLENCODED):
             chunks = body_chunks(receive, self.limit, self.limit_name)
-            values = await parse_form(headers, chunks, self.model, max_files=self._max_files())
+            values = await parse_form(headers, chunks, self.model, max_files=self.max_files)
         elif not self.takes_files and (media in JSON_TYPES or media == ""):
             body = await read_body(receive, self.limit, self.limit_name)
             values = json_values(self.model, parse_json(body, self.served.settings.max_json_depth), False)
@@ -131,10 +130,6 @@ class OperationRoute:
                 415, f"{self.op.path} takes {self.accepted} bodies, not {media or 'no Content-Type'!r}"
             )
         return validate_request(self.model, values, self.section, self.task.name)
-
-    def _max_files(self) -> int:
-        section = self.served.settings.section(self.task.name)
-        return getattr(section, "max_images", 1) + 1  # one more, so that "too many" is said by the handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = await self.decode(scope, receive)

@@ -22,7 +22,7 @@ import bentoml
 
 from .batching import dispatch_without_fill_waits
 from .model_store import load_task_runtime
-from .runners import BatchStats, predict_isolated
+from .runners import BatchStats, close_runtime, predict_isolated
 from .settings import Settings
 from .task import Task
 
@@ -71,9 +71,7 @@ def model_service(task: Task, settings: Settings) -> Any:
 
         @bentoml.on_shutdown
         def close_runtime(self) -> None:
-            close = getattr(self.runtime, "close", None)
-            if close is not None:
-                close()
+            close_runtime(self.runtime)
 
     name = "".join(part.title() for part in task.name.split("_")) + "ModelService"
     ModelService.__name__ = ModelService.__qualname__ = name

@@ -29,6 +29,8 @@ from typing import Any
 from models.errors import ErrorKind, ItemError
 from models.info import ModelInfo
 
+from .runners import close_runtime
+
 log = logging.getLogger("pais.named_models")
 RECHECK_S = 2.0
 CAPACITY = 4
@@ -196,7 +198,7 @@ class NamedModels:
             self._loaded.move_to_end(key)
             self._forget_replaced(reference, key)
             while len(self._loaded) > self.capacity:
-                self._close(self._loaded.popitem(last=False)[1][1])
+                close_runtime(self._loaded.popitem(last=False)[1][1])
         return runtime
 
     def _current(self, reference: str) -> str:
@@ -218,10 +220,4 @@ class NamedModels:
         if ":" in reference:
             return
         for old in [k for k in self._loaded if k.split(":")[0] == reference and k != key]:
-            self._close(self._loaded.pop(old)[1])
-
-    @staticmethod
-    def _close(runtime: Any) -> None:
-        close = getattr(runtime, "close", None)
-        if close is not None:
-            close()
+            close_runtime(self._loaded.pop(old)[1])

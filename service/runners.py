@@ -36,6 +36,13 @@ from .errors import RequestError
 log = logging.getLogger("pais.runners")
 
 
+def close_runtime(runtime: Any) -> None:
+    """Stop what a runtime holds besides memory (helper processes), if it says how."""
+    close = getattr(runtime, "close", None)
+    if close is not None:
+        close()
+
+
 def predict_isolated(runtime: Any, items: Sequence[Any]) -> list[Any]:
     """runtime.predict_batch(items), with an exception confined to the item that caused
     it: the batch is retried one item at a time, and a lone failing item gets an ENGINE
@@ -224,9 +231,7 @@ class InlineRunner:
         return {"predict_batch": self.stats.snapshot(), "served_in": "entry"}
 
     def close(self) -> None:
-        close = getattr(self.runtime, "close", None)
-        if close is not None:
-            close()
+        close_runtime(self.runtime)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
