@@ -18,6 +18,7 @@ from .errors import ResponseFormatError, api_error
 from .inputs import FileInput, Upload, uploads
 from .results import (
     Audio,
+    Binary,
     Classification,
     Detections,
     Embedding,
@@ -116,7 +117,7 @@ def each(cls: type[R], key: str | None = None) -> Callable[[httpx.Response], lis
     return parse
 
 
-def binary(cls: type[Image] | type[Audio]) -> Callable[[httpx.Response], Any]:
+def binary(cls: type[Binary]) -> Callable[[httpx.Response], Any]:
     return lambda response: cls(
         response.content,
         response.headers.get("content-type", "application/octet-stream"),

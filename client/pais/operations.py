@@ -11,16 +11,11 @@ document says (JSON, or a file). Batch jobs build their task from the same docum
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from .calls import Call, body, form, image_files, json_body, one_file
+from .calls import Call, binary, body, form, image_files, json_body, one_file
 from .results import Binary
-
-BINARY = {"type": "string", "format": "binary"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,7 @@ class Operation:
         missing = [name for name in self.required if values.get(name) is None]
         if missing:
             raise ValueError(f"{self.name} needs {', '.join(missing)}")
-        parse = _binary if self.binary_answer else json_body
+        parse = binary(Binary) if self.binary_answer else json_body
         if not self.files:
             return Call("POST", self.path, parse, task=self.name, json=body(**values))
         uploads: list[Any] = []
@@ -58,14 +53,6 @@ class Operation:
             else:
                 rest[name] = value
         return Call("POST", self.path, parse, task=self.name, form=form(**rest), files=tuple(uploads))
-
-
-def _binary(response: httpx.Response) -> Binary:
-    return Binary(
-        response.content,
-        response.headers.get("content-type", "application/octet-stream"),
-        dict(response.headers),
-    )
 
 
 def operations(document: dict[str, Any]) -> dict[str, Operation]:
@@ -112,7 +99,3 @@ def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     if ref and ref.startswith("#/components/schemas/"):
         return schemas.get(ref.rsplit("/", 1)[-1], {})
     return schema
-
-
-def names(document: dict[str, Any]) -> Sequence[str]:
-    return list(operations(document))
