@@ -83,17 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"--name {args.name!r}: use lowercase letters, digits, '.', '_' or '-' (at most 63)")
     if args.resume and args.restart:
         return _error("--resume and --restart contradict each other: pick one")
-    from ..sources import SourceError, cache_root
+    from ..sources import SourceError
     from .config import ConfigError, Hyperparameters
     from .data import DataError
-    from .job import RunExists, train
+    from .job import RunExists, default_run_dir, train
     from .trainer import CheckpointMismatch
 
     try:
         hp = Hyperparameters(name=args.name, **{key: getattr(args, key) for key in HYPERPARAMETERS})
     except ConfigError as error:
         return _error(str(error))
-    run_dir = args.run_dir or cache_root() / "finetune" / "runs" / args.name
+    run_dir = args.run_dir or default_run_dir(args.name)
     output = args.output or run_dir / "model"
     if args.restart and run_dir.exists():
         shutil.rmtree(run_dir)

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..classification import DEFAULT_SOURCE
+
 MODES = ("head", "finetune", "full")
-DEFAULT_BASE = "packaged:efficientnet-lite0"
+DEFAULT_BASE = DEFAULT_SOURCE  # the served classifier
 
 # Per mode: epochs, the head's learning rate, and patience (epochs without a better
 # validation score before stopping). A linear head on cached features costs milliseconds

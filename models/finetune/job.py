@@ -58,6 +58,11 @@ class TrainedClassifier:
     validation_top1: list[int]  # label index the in-process model predicts per validation image
 
 
+def default_run_dir(name: str) -> Path:
+    """Where a run of `name` keeps its checkpoints and cached features unless told."""
+    return cache_root() / "finetune" / "runs" / name
+
+
 def train(
     data_location: str | Path,
     output_dir: str | Path,
@@ -76,7 +81,7 @@ def train(
         if isinstance(hyperparameters, Hyperparameters)
         else Hyperparameters.from_mapping(hyperparameters)
     )
-    run = Path(run_dir) if run_dir else cache_root() / "finetune" / "runs" / hp.name
+    run = Path(run_dir) if run_dir else default_run_dir(hp.name)
     _check_run(run, resume, log)
     # Denormal floats are slow on x86 CPUs; in one measurement on a quiet machine a
     # channels-last EfficientNet-Lite0 forward at 64 px ran 14 images/s without this and
