@@ -562,11 +562,11 @@ def _sagemaker_role(
     """The tool's execution role for `name`: made with --create-role, and kept in line with
     each deploy (its policy follows the artifacts and async paths in use; it may always
     read the deployment's SSM parameters, which a rolled-back release may still need)."""
-    repository = ecr.find_repository(aws, args.repository)
+    repository_arn = ecr.repository_ref(aws, args.repository).arn
     reads = [artifacts.artifact_prefix(model_data, args.repository)] if model_data else []
     outputs = [uri for uri in (args.async_output, args.async_failure) if uri and args.async_]
     parameters = secret_store.parameters_arn_pattern(aws, name)
-    policy = iam.sagemaker_policy(aws, repository["repositoryArn"], reads + outputs, outputs, (), parameters)
+    policy = iam.sagemaker_policy(aws, repository_arn, reads + outputs, outputs, (), parameters)
     return iam.ensure_sagemaker_role(
         aws, owner, sm_lifecycle.role_name(name), name, policy, tags, args.create_role, "execution"
     )
@@ -638,7 +638,7 @@ def cmd_sm_train(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
             aws,
             owner,
             name,
-            ecr.find_repository(aws, args.repository)["repositoryArn"],
+            ecr.repository_ref(aws, args.repository).arn,  # resolve_image found it
             data,
             sm_training.output_uri(bucket, name),
             tags,
@@ -700,11 +700,10 @@ def cmd_ec2_deploy(aws: Aws, args: argparse.Namespace) -> dict[str, Any]:
     name = check_name(args.name)
     env, secrets = _env(args), secret_store.parse_secrets(args.secret)
     release = _resolve_release(aws, args)
-    repository = ecr.find_repository(aws, args.repository)
     spec = ec2_instance.Ec2Spec(
         name=name,
         image=release.image,
-        repository_arn=repository["repositoryArn"],
+        repository_arn=ecr.repository_ref(aws, args.repository).arn,  # the release's image is in it
         allow_cidr=args.allow_cidr,
         model_data=release.model_data,
         model_sha256=release.sha256,
