@@ -149,11 +149,15 @@ def ensure_role(
     tags: dict[str, str],
     managed_policies: tuple[str, ...] = (),
     instead: str = "",
+    refuse_missing: str | None = None,
 ) -> str:
     """Create the role, or bring the tool's own role into line (its one inline policy and
     the managed policies); returns its ARN. A role of that name the tool did not make for
-    this deployment stops the command (`instead`: what the user can do)."""
+    this deployment stops the command (`instead`: what the user can do). With
+    `refuse_missing`, a missing role is not made: DeployError with that message."""
     role = find_role(aws, name)
+    if role is None and refuse_missing is not None:
+        raise DeployError(refuse_missing)
     if role is None:
         created = aws.write(
             "iam",
@@ -203,8 +207,7 @@ def ensure_sagemaker_role(
     """A role SageMaker assumes for the deployment (`purpose`: "execution", "training"):
     made with --create-role (`create`), else it must exist; either way the tool's own role
     is brought into line (ensure_role). Returns its ARN."""
-    if not create and find_role(aws, name) is None:
-        raise DeployError(f"no {purpose} role: pass --role-arn ARN, or --create-role to make {name}")
+    missing = f"no {purpose} role: pass --role-arn ARN, or --create-role to make {name}"
     return ensure_role(
         aws,
         owner,
@@ -213,6 +216,7 @@ def ensure_sagemaker_role(
         inline_policy,
         resource_tags(deployment, tags),
         instead="pass --role-arn <its ARN> to use it as it is",
+        refuse_missing=None if create else missing,
     )
 
 

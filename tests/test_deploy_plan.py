@@ -132,6 +132,11 @@ def test_a_bad_instance_type_is_refused_before_any_call(aws_emulator, pushed_rel
     assert "ml.g5.huge" in error and "ProductionVariantInstanceType" in error
 
 
+def test_without_create_role_a_missing_role_is_named_not_made(aws_emulator, pushed_release):
+    error = run_deploy(aws_emulator.url, "sagemaker", "deploy", "pais-roleless", "--dry-run", status=1)
+    assert "no execution role: pass --role-arn ARN, or --create-role to make pais-pais-roleless" in error
+
+
 def test_batch_plan(aws_emulator):
     plan = run_deploy(
         aws_emulator.url,
