@@ -36,6 +36,7 @@ from .http_io import (
     Receive,
     Send,
     body_chunks,
+    json_body,
     json_values,
     media_type,
     parse_form,
@@ -160,8 +161,6 @@ class GetRoute:
         self.result_type = result_type
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from .http_io import json_body
-
         result = await self.answer()
         body = (
             json_body(None, result, self.result_type)

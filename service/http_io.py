@@ -24,6 +24,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
 from .errors import ErrorBody, RequestError
+from .settings import section_prefix
 from .task import Binary, Operation, Streamed, file_fields, limits
 
 Message = dict[str, Any]
@@ -170,7 +171,7 @@ def check_limits(request: BaseModel, section: Any, task: str) -> None:
     for name, limit in limits(type(request)):
         value = getattr(request, name)
         bound = getattr(section, limit.setting)
-        setting = f"PAIS_{task.upper()}_{limit.setting.upper()}"
+        setting = section_prefix(task) + limit.setting.upper()
         if value is None:
             continue
         if limit.items:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from models.info import ModelInfo
 
-from .errors import ErrorBody
+from .errors import RETRYABLE, ErrorBody
 from .task import Operation, Query, Task, limits
 
 REF = "#/components/schemas/{model}"
@@ -229,7 +229,7 @@ def _errors(statuses: tuple[int, ...], common: tuple[int, ...] = COMMON_STATUSES
             "description": REASONS.get(status, "Error"),
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
         }
-        if status in (429, 503):
+        if status in RETRYABLE:  # answered with Retry-After
             entry["headers"] = {
                 "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
             }
