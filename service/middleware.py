@@ -11,12 +11,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .http_io import Receive, Send, send_bytes
 from .playground import PATHS as PLAYGROUND_PATHS
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Health checks: load balancers and orchestrators call them without credentials, and they
@@ -29,19 +27,7 @@ PUBLIC_PATHS = HEALTH_PATHS | PLAYGROUND_PATHS
 async def send_json(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()
 ) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_bytes(send, status, json.dumps(body).encode(), headers=headers)
 
 
 class ConcurrencyLimitMiddleware:
